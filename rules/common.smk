@@ -1,0 +1,80 @@
+# Helpers and input functions shared by the rules. No rule lives here.
+import re
+import os
+
+PKG_DIR = os.path.join(workflow.basedir, "workflow", "compbench")
+RESULTS = "results"
+
+
+def pkg(*modules):
+    """Package sources a rule depends on: Snakemake does not track imports, so an
+    edit of one of these modules reruns exactly the jobs that list it."""
+    base = ["__init__", "artifacts", "provenance", "runlog", "device", "registry"]
+    return [os.path.join(PKG_DIR, m.replace(".", "/") + ".py") for m in dict.fromkeys(base + list(modules))]
+
+
+def models_of(source):
+    return [m for m, spec in config["models"].items() if spec["source"] == source]
+
+
+def alternation(names):
+    """A wildcard constraint matching exactly the given names (or nothing)."""
+    return "|".join(re.escape(n) for n in names) if names else "(?!x)x"
+
+
+def model_spec(wildcards):
+    return config["models"][wildcards.model]
+
+
+def res(key):
+    """A resource taken from the model's size class in config["resources"]."""
+
+    def get(wildcards, attempt=1):
+        value = config["resources"][model_spec(wildcards)["size"]].get(key)
+        if key in ("mem_mb", "runtime") and value is not None:
+            return value * attempt  # a retry gets more
+        return value
+
+    return get
+
+
+def model_threads(wildcards):
+    return config["resources"][model_spec(wildcards)["size"]]["threads"]
+
+
+def model_dir(model):
+    return f"{RESULTS}/models/{model}"
+
+
+def corpus_files(split):
+    return expand(f"{RESULTS}/corpus/{{source}}/{split}.txt", source=config["corpus"]["sources"]) if "corpus" in config else []
+
+
+# Variants of a model that every evaluation covers. A method line registers
+# its variants here: name -> artifact directory (the dense variant is the model).
+VARIANTS = {"dense": lambda model: model_dir(model)}
+
+
+def variant_names(model):
+    return list(VARIANTS)
+
+
+def variant_input(wildcards):
+    if wildcards.variant not in VARIANTS:
+        raise ValueError(f"unknown variant {wildcards.variant!r}; allowed: {', '.join(VARIANTS)}")
+    return VARIANTS[wildcards.variant](wildcards.model)
+
+
+def perplexity_outputs():
+    return [
+        f"{RESULTS}/eval/{m}/{v}/perplexity-{d}.csv"
+        for m in config["models"]
+        for v in variant_names(m)
+        for d in config["evaluation"]["perplexity"]["datasets"]
+    ]
+
+
+def final_outputs():
+    out = [f"{RESULTS}/tables/perplexity.csv", f"{RESULTS}/figures/perplexity.png"]
+    out += expand(f"{RESULTS}/figures/pretrain-{{model}}.png", model=models_of("tiny"))
+    return out

@@ -1,0 +1,46 @@
+# Evaluation: perplexity of every variant of every model on every data set.
+
+
+rule perplexity:
+    output:
+        f"{RESULTS}/eval/{{model}}/{{variant}}/perplexity-{{dataset}}.csv",
+    input:
+        variant=variant_input,
+        corpus=lambda wc: corpus_files("test") if wc.dataset == "tiny" else [],
+        code=pkg("perplexity", "models", "tokenizer", "corpus", "variants"),
+    params:
+        spec=model_spec,
+        evaluation=config["evaluation"]["perplexity"],
+        sources=config.get("corpus", {}).get("sources"),
+        corpus_dir=f"{RESULTS}/corpus",
+        device=config["device"],
+    log:
+        f"{RESULTS}/logs/perplexity/{{model}}/{{variant}}-{{dataset}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/perplexity/{{model}}/{{variant}}-{{dataset}}.tsv"
+    threads: model_threads
+    resources:
+        mem_mb=res("mem_mb"),
+        runtime=res("runtime"),
+        gpu=res("gpu"),
+    script:
+        "../workflow/scripts/perplexity.py"
+
+
+rule perplexity_table:
+    output:
+        report(
+            f"{RESULTS}/tables/perplexity.csv",
+            caption="../workflow/report/perplexity_table.rst",
+            category="Evaluation",
+        ),
+    input:
+        perplexity_outputs(),
+    log:
+        f"{RESULTS}/logs/perplexity_table.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    script:
+        "../workflow/scripts/concat_tables.py"

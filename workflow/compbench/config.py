@@ -1,0 +1,33 @@
+"""Checks of a config beyond what the JSON schema can express.
+
+The Snakefile calls :func:`check` right after schema validation, so a bad config
+is refused before any job runs, with a message naming the key and what is allowed.
+"""
+
+from __future__ import annotations
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def check(config: dict) -> None:
+    resources = config.get("resources", {})
+    for name, spec in config.get("models", {}).items():
+        size = spec.get("size")
+        if size not in resources:
+            raise ConfigError(
+                f"models.{name}.size={size!r} names no resource class; allowed: {', '.join(sorted(resources)) or '(none defined)'}"
+            )
+        if spec.get("source") == "tiny":
+            for section in ("corpus", "tokenizer", "tiny_model", "pretrain"):
+                if section not in config:
+                    raise ConfigError(f"models.{name} has source 'tiny', which needs the `{section}` section")
+    tm = config.get("tiny_model")
+    if tm and tm["hidden_size"] % tm["num_heads"]:
+        raise ConfigError(
+            f"tiny_model.hidden_size={tm['hidden_size']} must be divisible by tiny_model.num_heads={tm['num_heads']}"
+        )
+    if "tiny" in config.get("evaluation", {}).get("perplexity", {}).get("datasets", []):
+        if "corpus" not in config:
+            raise ConfigError("evaluation.perplexity.datasets contains 'tiny', which needs the `corpus` section")

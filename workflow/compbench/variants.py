@@ -1,0 +1,44 @@
+"""Loading any variant of a model (dense, pruned, low-rank, edited, ...) for evaluation.
+
+A variant is a directory. A plain ``save_pretrained`` directory (no
+``variant.json``) is the dense model. Otherwise ``variant.json`` names a
+``kind`` registered in :data:`KINDS`, whose loader rebuilds the model, usually
+from a base model directory plus the variant's own tensors. Methods add kinds
+with one registry line.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from .artifacts import read_json
+from .registry import Registry
+
+KINDS: Registry = Registry("variant kind")
+
+
+@KINDS.register("dense")
+def _dense(path: Path, manifest: dict, device, dtype):
+    from .models import load
+
+    return load(path, device=device, dtype=dtype)
+
+
+def manifest(path: str | Path) -> dict:
+    path = Path(path)
+    if (path / "variant.json").exists():
+        return read_json(path / "variant.json")
+    return {"kind": "dense"}
+
+
+def load(path: str | Path, device: torch.device | str = "cpu", dtype: torch.dtype | None = None):
+    """Return ``(model, tokenizer_dir)`` for the variant stored at ``path``."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: variant directory missing")
+    m = manifest(path)
+    model = KINDS.get(m["kind"])(path, m, device, dtype)
+    tok_dir = Path(m["base"]) if "base" in m else path
+    return model, tok_dir
