@@ -1,5 +1,6 @@
 # compbench: a Snakemake workflow reproducing a benchmark of model-efficiency
-# methods. Architecture: ../shared/DESIGN.md; usage: README.md.
+# methods. Architecture: DESIGN (shared) and README.md.
+import os
 import sys
 from pathlib import Path
 
@@ -7,23 +8,26 @@ from snakemake.utils import min_version, validate
 
 min_version("9.0")
 
-# The package lives in workflow/compbench; it is pip-installed (editable) by the
-# set-up, and put on the path here too so a bare checkout imports it.
-sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
+# The package lives in workflow/compbench. Put this checkout's copy first on the
+# path of Snakemake and of every script job, so a worktree or a bare checkout
+# runs its own code even where another copy is pip-installed.
+PKG_ROOT = str(Path(workflow.basedir) / "workflow")
+sys.path.insert(0, PKG_ROOT)
+os.environ["PYTHONPATH"] = os.pathsep.join([PKG_ROOT] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
 from compbench.config import check as check_config
 
-configfile: "config/config.yaml"
+configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 
 validate(config, "config/schema.yaml", set_default=True)
 check_config(config)
 
 report: "workflow/report/workflow.rst"
 
+# common.smk first (helpers), then every stage file; a new stage is a new file.
 include: "rules/common.smk"
-include: "rules/corpus.smk"
-include: "rules/model.smk"
-include: "rules/evaluate.smk"
-include: "rules/report.smk"
+for _smk in sorted(Path(workflow.basedir, "rules").glob("*.smk")):
+    if _smk.name != "common.smk":
+        include: str(_smk)
 
 
 rule all:

@@ -50,31 +50,45 @@ def corpus_files(split):
     return expand(f"{RESULTS}/corpus/{{source}}/{split}.txt", source=config["corpus"]["sources"]) if "corpus" in config else []
 
 
-# Variants of a model that every evaluation covers. A method line registers
-# its variants here: name -> artifact directory (the dense variant is the model).
-VARIANTS = {"dense": lambda model: model_dir(model)}
+# Variants of a model that every evaluation covers. A method line appends a
+# provider: model name -> {variant name: artifact directory}. The dense variant
+# is the model directory itself.
+VARIANT_PROVIDERS = [lambda model: {"dense": model_dir(model)}]
 
 
-def variant_names(model):
-    return list(VARIANTS)
+def variants_of(model):
+    out = {}
+    for provider in VARIANT_PROVIDERS:
+        out.update(provider(model))
+    return out
 
 
 def variant_input(wildcards):
-    if wildcards.variant not in VARIANTS:
-        raise ValueError(f"unknown variant {wildcards.variant!r}; allowed: {', '.join(VARIANTS)}")
-    return VARIANTS[wildcards.variant](wildcards.model)
+    known = variants_of(wildcards.model)
+    if wildcards.variant not in known:
+        raise ValueError(f"unknown variant {wildcards.variant!r} of model {wildcards.model!r}; allowed: {', '.join(known)}")
+    return known[wildcards.variant]
 
 
 def perplexity_outputs():
     return [
         f"{RESULTS}/eval/{m}/{v}/perplexity-{d}.csv"
         for m in config["models"]
-        for v in variant_names(m)
+        for v in variants_of(m)
         for d in config["evaluation"]["perplexity"]["datasets"]
     ]
 
 
+# Final targets of `rule all`. Every stage file appends its figures and tables
+# to FINAL (a list of paths, or callables returning lists, evaluated at the end).
+FINAL = [
+    lambda: [f"{RESULTS}/tables/perplexity.csv", f"{RESULTS}/figures/perplexity.png"],
+    lambda: expand(f"{RESULTS}/figures/pretrain-{{model}}.png", model=models_of("tiny")),
+]
+
+
 def final_outputs():
-    out = [f"{RESULTS}/tables/perplexity.csv", f"{RESULTS}/figures/perplexity.png"]
-    out += expand(f"{RESULTS}/figures/pretrain-{{model}}.png", model=models_of("tiny"))
+    out = []
+    for item in FINAL:
+        out += item() if callable(item) else [item]
     return out
