@@ -86,7 +86,7 @@ def train(model, train_ids: torch.Tensor, val_ids: torch.Tensor, seq_len: int, s
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         tokens += batch.numel()
-        row = {"step": step + 1, "tokens": tokens, "lr": opt.param_groups[0]["lr"], "train_loss": float(loss)}
+        row = {"step": step + 1, "tokens": tokens, "lr": opt.param_groups[0]["lr"], "train_loss": loss.item()}
         if (step + 1) % spec.eval_every == 0 or step + 1 == spec.steps:
             model.eval()
             total, count = 0.0, 0
