@@ -13,6 +13,26 @@ def pkg(*modules):
     return [os.path.join(PKG_DIR, m.replace(".", "/") + ".py") for m in dict.fromkeys(base + list(modules))]
 
 
+def canon(value):
+    """A copy with every dict's keys sorted. Snakemake compares params by value
+    *and order*, so a reordered config file would otherwise rerun jobs."""
+    if isinstance(value, dict):
+        return {k: canon(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [canon(v) for v in value]
+    return value
+
+
+def cfg(*keys, default=None):
+    """A config section for `params:`, canonicalised (see canon)."""
+    node = config
+    for k in keys:
+        if not isinstance(node, dict) or k not in node:
+            return default
+        node = node[k]
+    return canon(node)
+
+
 def models_of(source):
     return [m for m, spec in config["models"].items() if spec["source"] == source]
 
@@ -23,7 +43,7 @@ def alternation(names):
 
 
 def model_spec(wildcards):
-    return config["models"][wildcards.model]
+    return cfg("models", wildcards.model)
 
 
 def res(key):

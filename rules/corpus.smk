@@ -8,7 +8,7 @@ rule corpus:
     input:
         code=pkg("corpus"),
     params:
-        corpus=config["corpus"],
+        corpus=cfg("corpus"),
         cache=f"{RESULTS}/downloads",
     log:
         f"{RESULTS}/logs/corpus.log",

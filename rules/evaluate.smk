@@ -10,8 +10,8 @@ rule perplexity:
         code=pkg("perplexity", "models", "tokenizer", "corpus", "variants"),
     params:
         spec=model_spec,
-        evaluation=config["evaluation"]["perplexity"],
-        sources=config.get("corpus", {}).get("sources"),
+        evaluation=cfg("evaluation", "perplexity"),
+        sources=cfg("corpus", "sources"),
         corpus_dir=f"{RESULTS}/corpus",
         device=config["device"],
     log:

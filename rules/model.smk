@@ -15,9 +15,9 @@ rule pretrain_tiny:
     wildcard_constraints:
         model=alternation(models_of("tiny")),
     params:
-        tiny_model=config.get("tiny_model"),
-        pretrain=config.get("pretrain"),
-        sources=config.get("corpus", {}).get("sources"),
+        tiny_model=cfg("tiny_model"),
+        pretrain=cfg("pretrain"),
+        sources=cfg("corpus", "sources"),
         device=config["device"],
     log:
         f"{RESULTS}/logs/pretrain/{{model}}.log",
