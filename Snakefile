@@ -11,7 +11,7 @@ min_version("9.0")
 # The package lives in workflow/compbench. Put this checkout's copy first on the
 # path of Snakemake and of every script job, so a worktree or a bare checkout
 # runs its own code even where another copy is pip-installed.
-PKG_ROOT = str(Path(workflow.basedir) / "workflow")
+PKG_ROOT = os.path.join(workflow.basedir, "workflow")
 sys.path.insert(0, PKG_ROOT)
 os.environ["PYTHONPATH"] = os.pathsep.join([PKG_ROOT] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
 from compbench.config import check as check_config

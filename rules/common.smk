@@ -1,16 +1,17 @@
 # Helpers and input functions shared by the rules. No rule lives here.
 import re
 import os
+from pathlib import Path
 
 PKG_DIR = os.path.join(workflow.basedir, "workflow", "compbench")
 RESULTS = "results"
 
 
 def pkg(*modules):
-    """Package sources a rule depends on: Snakemake does not track imports, so an
+    """Package sources a job depends on. Snakemake does not track imports, so an
     edit of one of these modules reruns exactly the jobs that list it."""
     base = ["__init__", "artifacts", "provenance", "runlog", "device", "registry"]
-    return [os.path.join(PKG_DIR, m.replace(".", "/") + ".py") for m in dict.fromkeys(base + list(modules))]
+    return [str(Path(PKG_DIR, *m.split(".")).with_suffix(".py")) for m in dict.fromkeys(base + list(modules))]
 
 
 def canon(value):
