@@ -18,7 +18,7 @@ def save(fig, path) -> None:
 
 
 def pretrain_curve(curve: pd.DataFrame, title: str):
-    fig, ax = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig, ax = plt.subplots(1, 2, figsize=(10, 3.6), layout="constrained")
     ax[0].plot(curve["tokens"], curve["train_loss"], lw=0.8, alpha=0.6, label="train loss")
     ev = curve.dropna(subset=["val_loss"])
     ax[0].plot(ev["tokens"], ev["val_loss"], "o-", label="validation loss")
