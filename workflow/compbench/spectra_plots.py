@@ -56,7 +56,7 @@ def esd_examples(matrices: pd.DataFrame, eigs: dict, names: list[str], rules, de
         top, bot = axes[0, c], axes[1, c]
         top.hist(np.log10(lam), bins=100, color="0.6")
         peak, _, upper = peak_window(torch.tensor(lam, dtype=torch.float32))
-        top.axvspan(np.log10(0.95 * peak), np.log10(upper), color="C3", alpha=0.15, label="peak window")
+        top.axvspan(np.log10(0.95 * peak), np.log10(upper), color="C3", alpha=0.15, label="0.95-1.5 x peak")
         top.set_xlabel("log10 eigenvalue")
         top.set_title(f"{name.split('layers.')[-1]}  ({int(row['rows'])}x{int(row['cols'])})", fontsize=9)
         ccdf = 1.0 - np.arange(n) / n  # P(Λ ≥ λ_i)
