@@ -14,7 +14,7 @@ rule spectra:
         model=alternation(list(config["models"])),
     params:
         spec=model_spec,
-        spectra=config["spectra"],
+        spectra=cfg("spectra"),
         device=config["device"],
     log:
         f"{RESULTS}/logs/spectra/{{model}}.log",
@@ -49,7 +49,7 @@ rule figure_spectra:
     wildcard_constraints:
         model=alternation(list(config["models"])),
     params:
-        spectra=config["spectra"],
+        spectra=cfg("spectra"),
     log:
         f"{RESULTS}/logs/figures/spectra-{{model}}.log",
     threads: 1
