@@ -31,3 +31,8 @@ def check(config: dict) -> None:
     if "tiny" in config.get("evaluation", {}).get("perplexity", {}).get("datasets", []):
         if "corpus" not in config:
             raise ConfigError("evaluation.perplexity.datasets contains 'tiny', which needs the `corpus` section")
+    sp = config.get("spectra")
+    if sp and sp.get("default_rule") not in sp.get("rules", []):
+        raise ConfigError(
+            f"spectra.default_rule={sp.get('default_rule')!r} is not among spectra.rules; allowed: {', '.join(sp.get('rules', []))}"
+        )
