@@ -11,7 +11,11 @@ def pkg(*modules):
     """Package sources a job depends on. Snakemake does not track imports, so an
     edit of one of these modules reruns exactly the jobs that list it."""
     base = ["__init__", "artifacts", "provenance", "runlog", "device", "registry"]
-    return [str(Path(PKG_DIR, *m.split(".")).with_suffix(".py")) for m in dict.fromkeys(base + list(modules))]
+    paths = []
+    for m in dict.fromkeys(base + list(modules)):
+        p = Path(PKG_DIR, *m.split("."))
+        paths.append(str(p / "__init__.py" if p.is_dir() else p.with_suffix(".py")))
+    return paths
 
 
 def canon(value):

@@ -11,6 +11,10 @@ class ConfigError(ValueError):
     pass
 
 
+# Further checks, one function per stage: fn(config) raising ConfigError.
+CHECKS: list = []
+
+
 def check(config: dict) -> None:
     resources = config.get("resources", {})
     for name, spec in config.get("models", {}).items():
@@ -36,3 +40,23 @@ def check(config: dict) -> None:
         raise ConfigError(
             f"spectra.default_rule={sp.get('default_rule')!r} is not among spectra.rules; allowed: {', '.join(sp.get('rules', []))}"
         )
+    for extra in CHECKS:
+        extra(config)
+
+
+def _check_pruning(config: dict) -> None:
+    p = config.get("pruning")
+    if not p:
+        return
+    for i, (n, m) in enumerate(p.get("nm", [])):
+        if not n < m:
+            raise ConfigError(f"pruning.nm[{i}]={[n, m]}: an N:M pattern needs N < M (N zeros in every M weights)")
+    if p.get("nm") and not p.get("nm_methods"):
+        raise ConfigError("pruning.nm is set but pruning.nm_methods is empty; allowed methods: magnitude, wanda, sparsegpt")
+    if not p["sparsities"] and not p.get("nm"):
+        raise ConfigError("pruning.sparsities is empty and no pruning.nm pattern is given: the pruning grid is empty")
+    if p.get("calibration", {}).get("source") == "tiny" and "corpus" not in config:
+        raise ConfigError("pruning.calibration.source='tiny' needs the `corpus` section")
+
+
+CHECKS.append(_check_pruning)

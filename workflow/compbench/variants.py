@@ -26,6 +26,11 @@ def _dense(path: Path, manifest: dict, device, dtype):
     return load(path, device=device, dtype=dtype)
 
 
+def _register_kinds() -> None:
+    """Import the modules that register variant kinds (one line per kind)."""
+    from . import masked  # noqa: F401
+
+
 def manifest(path: str | Path) -> dict:
     path = Path(path)
     if (path / "variant.json").exists():
@@ -38,6 +43,7 @@ def load(path: str | Path, device: torch.device | str = "cpu", dtype: torch.dtyp
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: variant directory missing")
+    _register_kinds()
     m = manifest(path)
     model = KINDS.get(m["kind"])(path, m, device, dtype)
     tok_dir = Path(m["base"]) if "base" in m else path

@@ -1,0 +1,9 @@
+from compbench import figures, runlog
+from compbench.artifacts import read_table
+
+with runlog.to_file(snakemake.log[0]):
+    t = read_table(snakemake.input.table)
+    m = snakemake.wildcards.model
+    figures.save(figures.pruning_curves(t, f"pruning {m}"), snakemake.output.curve)
+    figures.save(figures.allocation_bars(t, f"per-block sparsity, {m}"), snakemake.output.allocation)
+    figures.save(figures.pruning_paper_table(t, snakemake.params.anchors, f"{m} vs the AlphaPruning paper"), snakemake.output.paper)
