@@ -1,5 +1,6 @@
 """Test set-up: import this checkout's package; helpers for workflow tests."""
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -41,3 +42,32 @@ def downloads_cache(tmp_path_factory):
     d = ROOT / "results" / "downloads"
     d.mkdir(parents=True, exist_ok=True)
     return d
+
+
+class SmokeRun:
+    """One completed run of the whole workflow on config/smoke.yaml, shared by
+    every line's end-to-end tests (the pipeline runs once per test session)."""
+
+    def __init__(self, workdir: Path, planned: dict):
+        self.workdir = workdir
+        self.planned = planned  # rule -> job count of the cold run
+
+    def results(self, *parts: str) -> Path:
+        return self.workdir.joinpath("results", *parts)
+
+
+def planned_jobs(workdir: Path, *args: str) -> dict:
+    """Rule -> job count that `snakemake -n` on the smoke config would run."""
+    out = snakemake(workdir, "-n", "--configfile", "config/smoke.yaml", *args).stdout
+    if "Nothing to be done" in out:
+        return {}
+    table = out.split("Job stats:", 1)[1].split("total", 1)[0]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", table, re.M)}
+
+
+@pytest.fixture(scope="session")
+def smoke(tmp_path_factory) -> SmokeRun:
+    wd = copy_repo(tmp_path_factory.mktemp("wf"))
+    everything = planned_jobs(wd)
+    snakemake(wd, "--configfile", "config/smoke.yaml")
+    return SmokeRun(wd, everything)

@@ -7,26 +7,29 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import copy_repo, snakemake
+from conftest import planned_jobs, snakemake
 
 pytestmark = pytest.mark.workflow
 
 
-def planned(workdir, *args):
-    """Rule -> job count that `snakemake -n` would run."""
-    out = snakemake(workdir, "-n", "--configfile", "config/smoke.yaml", *args).stdout
-    if "Nothing to be done" in out:
-        return {}
-    table = out.split("Job stats:", 1)[1].split("total", 1)[0]
-    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", table, re.M)}
+def descendants(workdir, rule):
+    """Rules of every job downstream of (and including) `rule`'s jobs, read
+    from the DAG that `snakemake --dag` prints, up-to-date jobs included."""
+    dot = snakemake(workdir, "--dag", "--configfile", "config/smoke.yaml", "-F").stdout
+    label = {m.group(1): m.group(2) for m in re.finditer(r'^\s*(\d+)\[label = "([\w]+)', dot, re.M)}
+    edges = [(a, b) for a, b in re.findall(r"^\s*(\d+) -> (\d+)", dot, re.M)]
+    reached = {n for n, r in label.items() if r == rule}
+    grew = True
+    while grew:
+        new = {b for a, b in edges if a in reached} - reached
+        reached |= new
+        grew = bool(new)
+    return {label[n] for n in reached}
 
 
 @pytest.fixture(scope="module")
-def done(tmp_path_factory):
-    wd = copy_repo(tmp_path_factory.mktemp("wf"))
-    everything = planned(wd)
-    snakemake(wd, "--configfile", "config/smoke.yaml")
-    return wd, everything
+def done(smoke):
+    return smoke.workdir, smoke.planned
 
 
 def test_outputs_and_tidy_table(done):
@@ -46,7 +49,7 @@ def test_outputs_and_tidy_table(done):
 def test_noop_rerun_is_nothing_and_fast(done):
     wd, _ = done
     t0 = time.perf_counter()
-    assert planned(wd) == {}
+    assert planned_jobs(wd) == {}
     assert time.perf_counter() - t0 < 30
 
 
@@ -55,9 +58,10 @@ def test_config_change_reruns_exactly_dependents(done, tmp_path):
     cfg = yaml.safe_load((wd / "config/smoke.yaml").read_text())
     cfg["pretrain"]["lr"] = cfg["pretrain"]["lr"] / 2
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
-    jobs = planned(wd, "--configfile", str(tmp_path / "c.yaml"))
-    # Everything downstream of the model reruns; the corpus and the tokenizer do not.
-    assert set(jobs) == set(everything) - {"corpus", "tokenizer"}
+    jobs = planned_jobs(wd, "--configfile", str(tmp_path / "c.yaml"))
+    # Exactly the jobs downstream of the model rerun; the corpus and the tokenizer do not.
+    assert set(jobs) == descendants(wd, "pretrain_tiny")
+    assert not {"corpus", "tokenizer"} & set(jobs)
     assert jobs["pretrain_tiny"] == 1
 
 
@@ -68,7 +72,7 @@ def test_module_change_reruns_only_its_users(done):
     # Snakemake 9 compares input checksums: a touch is not a change, an edit is.
     module.write_text(source + "\n# an edit\n")
     try:
-        jobs = planned(wd)
+        jobs = planned_jobs(wd)
     finally:
         module.write_text(source)
     assert jobs.get("perplexity") == everything["perplexity"]

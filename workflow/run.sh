@@ -23,6 +23,24 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   "$venv/bin/python" -m pip install --quiet --no-deps -e .
   echo "$want" > "$stamp"
 fi
+# Debian packages some stages need (workflow/system-packages.txt: one per line,
+# '#' comments). Installed with apt-get when missing and we are root; otherwise
+# the stages and tests that need them say so and skip or fail clearly.
+if [ -f workflow/system-packages.txt ] && command -v dpkg-query >/dev/null; then
+  missing=""
+  for p in $(sed 's/#.*//' workflow/system-packages.txt); do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+  done
+  if [ -n "$missing" ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      echo "[compbench] installing Debian packages:$missing" >&2
+      (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing) >&2 \
+        || echo "[compbench] warning: could not install$missing; stages needing them will fail clearly" >&2
+    else
+      echo "[compbench] note: Debian packages missing (need root to install):$missing" >&2
+    fi
+  fi
+fi
 export PATH="$venv/bin:$PATH"
 cmd="${1:-main}"
 [ $# -gt 0 ] && shift
