@@ -9,7 +9,7 @@ rule calibration:
     input:
         model=lambda wc: model_dir(wc.model),
         corpus=lambda wc: corpus_files("train") if wc.source == "tiny" else [],
-        code=pkg("calibration", "tokenizer", "corpus"),
+        code=pkg("calibration", "calibration_sets", "calibration_catalogue", "tasks", "tokenizer", "corpus"),
     wildcard_constraints:
         n=r"\d+",
         seqlen=r"\d+",
@@ -17,6 +17,7 @@ rule calibration:
     params:
         sources=cfg("corpus", "sources"),
         corpus_dir=f"{RESULTS}/corpus",
+        tasks=cfg("corpus", "tasks", default={}),
     log:
         f"{RESULTS}/logs/calibration/{{model}}/{{source}}_{{n}}x{{seqlen}}_s{{seed}}.log",
     benchmark:

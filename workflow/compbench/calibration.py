@@ -28,6 +28,8 @@ from tqdm import tqdm
 from .registry import Registry
 
 SOURCES: Registry[Callable] = Registry("calibration source")
+# Downstream sources of the calibration study: name -> examples (compbench.calibration_sets).
+EXAMPLES: Registry = Registry("calibration example source")
 
 # The reference implementations cap the window at 2048 whatever the model's
 # max_position_embeddings says (users run out of memory beyond that).
@@ -62,13 +64,15 @@ def windows_from_stream(ids: torch.Tensor, n_samples: int, seq_len: int, seed: i
 
 
 @SOURCES.register("tiny")
-def _tiny(tokenizer, n_samples, seq_len, seed, corpus_dir=None, sources=()):
-    from .corpus import read_split
+def _tiny(tokenizer, n_samples, seq_len, seed, corpus_dir=None, sources=(), **_):
+    """The natural text of the tiny corpus (the C4 stand-in): generated task
+    items (corpus source ``tasks``) are left out."""
+    from .corpus import RELATIVE, read_split
     from .tokenizer import encode_stream
 
     if corpus_dir is None:
         raise ValueError("calibration source 'tiny' needs the corpus directory")
-    text = "\n\n".join(read_split(corpus_dir, s, "train") for s in sources)
+    text = "\n\n".join(read_split(corpus_dir, s, "train") for s in sources if s not in RELATIVE)
     return windows_from_stream(encode_stream(tokenizer, text), n_samples, seq_len, seed)
 
 
@@ -106,10 +110,23 @@ def _wikitext2(tokenizer, n_samples, seq_len, seed, **_):
     return windows_from_stream(ids, n_samples, seq_len, seed)
 
 
-def token_set(source: str, tokenizer, n_samples: int, seq_len: int, seed: int, **kw) -> torch.Tensor:
+def token_set(source: str, tokenizer, n_samples: int, seq_len: int, seed: int, fmt: str = "raw", **kw) -> torch.Tensor:
+    """``n_samples × seq_len`` calibration token ids. Pre-training sources
+    (:data:`SOURCES`) give random windows (format ``raw``); downstream sources
+    (:data:`EXAMPLES`, see :mod:`compbench.calibration_sets`) are rendered in a
+    format (``zero``, ``single``, ``concat``, ``icl<k>``, ``cot``)."""
     if n_samples < 1:
         raise ValueError(f"calibration n_samples={n_samples} must be ≥ 1")
     seq_len = min(seq_len, MAX_SEQ_LEN)
+    from . import calibration_sets  # noqa: F401  (registers the study's sources)
+
+    if source in EXAMPLES:
+        return calibration_sets.formatted(source, fmt, tokenizer, n_samples, seq_len, seed, **kw)
+    if fmt != "raw":
+        raise ValueError(f"calibration source {source!r} is pre-training text: format must be 'raw' (random windows), not {fmt!r}")
+    if source not in SOURCES:
+        allowed = ", ".join(sorted(set(SOURCES.names()) | set(EXAMPLES.names())))
+        raise KeyError(f"unknown calibration source {source!r}; allowed: {allowed}")
     return SOURCES.get(source)(tokenizer, n_samples=n_samples, seq_len=seq_len, seed=seed, **kw)
 
 

@@ -60,3 +60,24 @@ def _check_pruning(config: dict) -> None:
 
 
 CHECKS.append(_check_pruning)
+
+
+def _check_calibration_study(config: dict) -> None:
+    st = config.get("calibration_study")
+    if not st:
+        return
+    from .calibration_study import validate
+    from .tasks import TASKS
+
+    try:
+        validate(st)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    if "tiny" in [s for g in [st] + st.get("sweeps", []) for s in g.get("sources", [])] and "corpus" not in config:
+        raise ConfigError("calibration_study.sources contains 'tiny', which needs the `corpus` section")
+    for t in st.get("lm_eval", {}).get("tasks", []):
+        if t.startswith("cb_") and t[3:] not in TASKS:
+            raise ConfigError(f"calibration_study.lm_eval.tasks: unknown generated task {t!r}; allowed: {', '.join('cb_' + n for n in TASKS.names())}")
+
+
+CHECKS.append(_check_calibration_study)

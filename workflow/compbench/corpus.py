@@ -144,14 +144,35 @@ def split_documents(docs: list[str], spec: SplitSpec) -> dict[str, list[str]]:
     return {k: [docs[i] for i in v] for k, v in idx.items()}
 
 
-def build(sources: list[str], spec: SplitSpec, cache: Path, out_dir: Path, max_chars: int | None = None) -> dict:
-    """Write ``<out_dir>/<source>/<split>.txt`` (documents separated by blank lines)."""
+# Sources sized relative to the others (called with ``other_chars``, the
+# characters of every other source, and their options from the config).
+RELATIVE = {"tasks"}
+
+
+@SOURCES.register("tasks")
+def tasks(cache: Path, other_chars: int = 0, share: float = 0.1, eval_items: int = 200, seed: int = 0) -> list[str]:
+    """Generated task items (compbench.tasks), ``share`` of the corpus characters;
+    the items held out for zero-shot evaluation are never among them."""
+    from . import tasks as generated
+
+    return generated.corpus_documents(share, other_chars, eval_items, seed)
+
+
+def build(sources: list[str], spec: SplitSpec, cache: Path, out_dir: Path, max_chars: int | None = None,
+          options: dict | None = None) -> dict:
+    """Write ``<out_dir>/<source>/<split>.txt`` (documents separated by blank lines).
+    ``options``: source name -> keyword arguments of a RELATIVE source."""
     from .artifacts import write_text
 
     stats = {}
-    for name in sources:
-        docs = SOURCES.get(name)(cache)
-        if max_chars:
+    other_chars = 0
+    for name in sorted(sources, key=lambda s: s in RELATIVE):  # relative sources last, order otherwise kept
+        fn = SOURCES.get(name)
+        if name in RELATIVE:
+            docs = fn(cache, other_chars=other_chars, **(options or {}).get(name, {}))
+        else:
+            docs = fn(cache)
+        if max_chars and name not in RELATIVE:
             kept, total = [], 0
             for d in docs:
                 if total >= max_chars:
@@ -159,6 +180,8 @@ def build(sources: list[str], spec: SplitSpec, cache: Path, out_dir: Path, max_c
                 kept.append(d)
                 total += len(d)
             docs = kept
+        if name not in RELATIVE:
+            other_chars += sum(map(len, docs))
         parts = split_documents(docs, spec)
         for split, ds in parts.items():
             write_text(out_dir / name / f"{split}.txt", "\n\n".join(ds) + "\n")

@@ -1,0 +1,145 @@
+"""Zero-shot evaluation with lm-eval (EleutherAI lm-evaluation-harness).
+
+* Real models: lm-eval's own tasks by name (``boolq``, ``rte``, ``hellaswag``,
+  ``winogrande``, ``arc_easy``, ``arc_challenge``, ``openbookqa``, ``gsm8k`` …).
+* Embedded default: the generated tasks of :mod:`compbench.tasks`, written here
+  as lm-eval task YAML files (``cb_<task>``) over JSONL files of their held-out
+  items (absolute ``data_files`` paths), found through
+  ``lm_eval.tasks.TaskManager(include_path=...)``.
+
+:func:`evaluate` runs ``lm_eval.simple_evaluate`` with the ``hf`` model on a
+model *directory*. A variant that is not a plain ``save_pretrained`` directory
+(e.g. a masked pruning variant: base + masks) is materialised with
+:func:`materialised`: loaded with :func:`compbench.variants.load` (masks applied to
+a fresh copy of the base weights), saved with its tokenizer into a temporary
+directory, removed afterwards; the cached base model is never rewritten.
+
+Everything runs offline: ``HF_HUB_OFFLINE``, ``HF_DATASETS_OFFLINE`` and
+``TRANSFORMERS_OFFLINE`` are set unless a real task needs the hub, and
+``HF_HOME`` points inside the results tree.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+PREFIX = "cb_"  # lm-eval task name of a generated task: cb_<task>
+
+
+def offline_task_names(names) -> list[str]:
+    return [n for n in names if n.startswith(PREFIX)]
+
+
+def write_task(task: str, items_path: str | Path, out_dir: str | Path) -> Path:
+    """An lm-eval task YAML for a generated task (multiple choice, zero-shot)."""
+    import yaml
+
+    from .artifacts import write_text
+
+    items_path = Path(items_path).resolve()
+    spec = {
+        "task": f"{PREFIX}{task}",
+        "dataset_path": "json",
+        "dataset_kwargs": {"data_files": {"test": str(items_path)}},
+        "test_split": "test",
+        "output_type": "multiple_choice",
+        "doc_to_text": "{{prompt}}",
+        "doc_to_choice": "{{choices}}",
+        "doc_to_target": "{{label}}",
+        "target_delimiter": " ",
+        "metric_list": [
+            {"metric": "acc", "aggregation": "mean", "higher_is_better": True},
+            {"metric": "acc_norm", "aggregation": "mean", "higher_is_better": True},
+        ],
+        "metadata": {"version": 1.0},
+    }
+    path = Path(out_dir) / f"{PREFIX}{task}.yaml"
+    write_text(path, yaml.safe_dump(spec, sort_keys=False))
+    return path
+
+
+def offline_env(hf_home: str | Path, offline: bool = True) -> None:
+    """Set the HF environment for this process (before datasets / lm_eval are imported)."""
+    os.environ["HF_HOME"] = str(Path(hf_home).resolve())
+    os.environ["HF_DATASETS_CACHE"] = str(Path(hf_home).resolve() / "datasets")
+    if offline:
+        for k in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+            os.environ[k] = "1"
+
+
+@contextlib.contextmanager
+def materialised(variant_dir: str | Path, device="cpu", dtype=None, tmp_root: str | Path | None = None) -> Iterator[Path]:
+    """A directory lm-eval's ``hf`` model can load: the variant itself if it is a
+    plain model directory, else a temporary ``save_pretrained`` copy (removed on exit)."""
+    from . import tokenizer as tk
+    from . import variants
+
+    variant_dir = Path(variant_dir)
+    if variants.manifest(variant_dir)["kind"] == "dense":
+        yield variant_dir
+        return
+    model, tok_dir = variants.load(variant_dir, device="cpu", dtype=dtype)
+    tmp = Path(tempfile.mkdtemp(prefix="lmeval-variant-", dir=tmp_root))
+    try:
+        model.save_pretrained(str(tmp), safe_serialization=True)
+        tk.load(tok_dir).save_pretrained(str(tmp))
+        del model
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def evaluate(model_dir: str | Path, tasks: list[str], include_path: str | Path | None = None, batch_size: int = 16,
+             limit: int | None = None, device: str = "cpu", dtype: str = "float32", log_samples: bool = False) -> dict:
+    """``lm_eval.simple_evaluate`` with the ``hf`` model on ``model_dir``; returns lm-eval's result dict."""
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+
+    real = [t for t in tasks if not t.startswith(PREFIX)]
+    tm = TaskManager(include_path=str(include_path) if include_path else None, include_defaults=bool(real))
+    try:
+        return lm_eval.simple_evaluate(
+            model="hf",
+            model_args={"pretrained": str(model_dir), "dtype": dtype, "device": str(device)},
+            tasks=list(tasks),
+            task_manager=tm,
+            batch_size=batch_size,
+            limit=limit,
+            log_samples=log_samples,
+            bootstrap_iters=0,
+            random_seed=0,
+            numpy_random_seed=0,
+            torch_random_seed=0,
+            fewshot_random_seed=0,
+        )
+    except Exception as e:
+        if real and os.environ.get("HF_DATASETS_OFFLINE") == "1":
+            raise RuntimeError(f"lm-eval tasks {real} need their data sets from the Hugging Face hub, but HF_DATASETS_OFFLINE=1: {e}") from e
+        raise
+
+
+def tidy(results: dict, **columns) -> list[dict]:
+    """One row per (task, metric) of lm-eval's results (stderr dropped)."""
+    rows = []
+    for task, metrics in results["results"].items():
+        for key, value in metrics.items():
+            if key in ("alias", "sample_len") or "_stderr" in key or not isinstance(value, (int, float)):
+                continue
+            metric = key.split(",")[0]
+            rows.append({**columns, "dataset": task, "metric": metric, "value": float(value),
+                         "n": int(results.get("n-samples", {}).get(task, {}).get("effective", 0)) or None})
+    return rows
+
+
+def chance(task: str) -> float:
+    """Chance accuracy of a generated task (NaN for lm-eval's own tasks)."""
+    from . import tasks as generated
+
+    name = task[len(PREFIX):] if task.startswith(PREFIX) else None
+    return generated.chance(name) if name in generated.TASKS else math.nan

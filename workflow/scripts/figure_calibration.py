@@ -1,0 +1,8 @@
+"""Rule figure_calibration: heatmap of accuracy change vs dense (calibration set x task)."""
+from compbench import calibration_study, runlog
+from compbench.artifacts import atomic_path, read_table
+
+with runlog.to_file(snakemake.log[0]):
+    t = read_table(snakemake.input.table)
+    with atomic_path(snakemake.output[0], suffix=".png") as tmp:
+        calibration_study.heatmap(t, tmp, title=f"calibration data study, {snakemake.wildcards.model}")
