@@ -16,7 +16,12 @@ sys.path.insert(0, PKG_ROOT)
 os.environ["PYTHONPATH"] = os.pathsep.join([PKG_ROOT] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
 from compbench.config import check as check_config
 
-configfile: os.path.join(workflow.basedir, "config", "config.yaml")
+# The embedded default, unless configs are given with --configfile: each of those
+# is a complete config (config/smoke.yaml, config/paper_*.yaml) and replaces the
+# default instead of being merged into it key by key (which would, say, add the
+# tiny model to a paper run). `--config key=value` still overrides either.
+if not workflow.overwrite_configfiles:
+    configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 
 validate(config, "config/schema.yaml", set_default=True)
 check_config(config)

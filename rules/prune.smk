@@ -20,11 +20,29 @@ def epsilon(method, sparsity):
     return e
 
 
+EPS_RULES = ("alpha", "alpha_rev")  # allocation rules with an epsilon
+
+
 def allocation_file(model, method, allocation, sparsity):
     """Allocations that do not depend on the method are computed once: the
-    file of `alpha` carries its epsilon, uniform/OWL files are shared."""
-    key = f"alpha-eps{epsilon(method, sparsity)}" if allocation == "alpha" else allocation
+    file of `alpha` carries its epsilon, uniform/OWL files are shared. An
+    allocation named with its epsilon (`alpha-eps0.1`, the sweep) uses it."""
+    key = f"{allocation}-eps{epsilon(method, sparsity)}" if allocation in EPS_RULES else allocation
     return f"{RESULTS}/allocation/{model}/{key}-{sparsity}.csv"
+
+
+def sweep_variants(model):
+    """AlphaPruning's epsilon sweep and the reversed-direction control
+    (config pruning.alpha_sweep): `prune-<method>-<rule>-eps<e>-<sparsity>`."""
+    sw = pruning_cfg().get("alpha_sweep") or {}
+    out = {}
+    for m in sw.get("methods", []):
+        for s in sw.get("sparsities", []):
+            for rule in ["alpha"] + (["alpha_rev"] if sw.get("reversed") else []):
+                for e in sw.get("epsilons", []):
+                    name = f"prune-{m}-{rule}-eps{e}-{s}"
+                    out[name] = f"{RESULTS}/variants/{model}/{name}"
+    return out
 
 
 def prune_variants(model):
@@ -34,6 +52,7 @@ def prune_variants(model):
         for a in p["allocations"]:
             for s in p["sparsities"]:
                 out[f"prune-{m}-{a}-{s}"] = f"{RESULTS}/variants/{model}/prune-{m}-{a}-{s}"
+    out.update(sweep_variants(model))
     for m in p["nm_methods"]:
         for n, mm in p["nm"]:
             out[f"prune-{m}-{n}of{mm}"] = f"{RESULTS}/variants/{model}/prune-{m}-{n}of{mm}"
@@ -45,13 +64,14 @@ if "pruning" in config:
     FINAL.append(
         lambda: expand(
             [f"{RESULTS}/tables/pruning-{{model}}.csv", f"{RESULTS}/figures/pruning-{{model}}.png",
-             f"{RESULTS}/figures/allocation-{{model}}.png", f"{RESULTS}/figures/pruning-paper-table-{{model}}.png"],
+             f"{RESULTS}/figures/allocation-{{model}}.png", f"{RESULTS}/figures/pruning-paper-table-{{model}}.png",
+             f"{RESULTS}/figures/alpha-sweep-{{model}}.png"],
             model=list(config["models"]),
         )
     )
 
 
-PRUNE_WC = dict(sparsity=r"0\.\d+", allocation=r"[a-z_]+", method=r"[a-z]+")
+PRUNE_WC = dict(sparsity=r"0\.\d+", allocation=r"[a-z_]+(-eps[0-9.]+)?", method=r"[a-z]+")
 
 
 rule calibration:
@@ -213,6 +233,7 @@ rule figure_pruning:
         curve=report(f"{RESULTS}/figures/pruning-{{model}}.png", caption="../workflow/report/pruning.rst", category="Pruning"),
         allocation=report(f"{RESULTS}/figures/allocation-{{model}}.png", caption="../workflow/report/allocation.rst", category="Pruning"),
         paper=report(f"{RESULTS}/figures/pruning-paper-table-{{model}}.png", caption="../workflow/report/pruning_paper.rst", category="Pruning"),
+        sweep=report(f"{RESULTS}/figures/alpha-sweep-{{model}}.png", caption="../workflow/report/alpha_sweep.rst", category="Pruning"),
     input:
         table=f"{RESULTS}/tables/pruning-{{model}}.csv",
         code=pkg("figures"),

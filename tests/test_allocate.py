@@ -94,7 +94,7 @@ def test_constant_metric_gives_uniform():
 
 
 def test_bad_input_fails_fast_with_a_message():
-    with pytest.raises(KeyError, match="allowed: alpha, owl, uniform"):
+    with pytest.raises(KeyError, match="allowed: alpha, alpha_rev, owl, uniform"):
         A.allocate("random", 0.5, [1, 1])
     for bad in (1.0, -0.1, 1.5, "0.5", float("nan")):
         with pytest.raises(ValueError, match="target sparsity"):
@@ -111,3 +111,17 @@ def test_bad_input_fails_fast_with_a_message():
         A.allocate("uniform", 0.5, [1, 1], on_overflow="ignore")
     with pytest.raises(ValueError, match="params"):
         A.allocate("uniform", 0.5, [1, 0])
+
+
+def test_alpha_rev_is_alpha_of_negated_metric_and_keeps_target():
+    """The reversed control equals AlphaPruning's rule on −α (minmax(−α) = 1 − minmax(α)),
+    prunes the lowest-α block most, and keeps the parameter-weighted mean exactly."""
+    params = np.array([3.0, 1.0, 2.0, 2.0])
+    a = np.array([2.2, 2.25, 2.12, 2.01])
+    rev, _ = A.allocate("alpha_rev", 0.6, params, {"alpha": a}, {"epsilon": 0.2})
+    ref, _ = A.allocate("alpha", 0.6, params, {"alpha": -a}, {"epsilon": 0.2})
+    np.testing.assert_allclose(rev, ref, rtol=0, atol=1e-12)
+    assert np.argmax(rev) == np.argmin(a) and np.argmin(rev) == np.argmax(a)
+    assert A.weighted_mean(rev, params) == pytest.approx(0.6, abs=1e-12)
+    with pytest.raises(ValueError, match="epsilon=1.2"):
+        A.allocate("alpha_rev", 0.6, params, {"alpha": a}, {"epsilon": 1.2})

@@ -92,6 +92,19 @@ def alpha(target: float, params: np.ndarray, metrics: dict, epsilon: float = 0.3
     return r * float(target) * np.sum(p) / np.sum(p * r)
 
 
+@ALLOCATORS.register("alpha_rev")
+def alpha_rev(target: float, params: np.ndarray, metrics: dict, epsilon: float = 0.3) -> np.ndarray:
+    """Control for AlphaPruning, not a published method: the same ε band with the
+    direction reversed, r_ℓ = (1 − ε) + 2ε·(1 − minmax(α)_ℓ), so heavy-tailed
+    (low-α) blocks are pruned *more*. If this beats ``alpha`` on a model, the
+    paper's direction (low α = well trained = prune less) does not hold there."""
+    if not 0 <= epsilon < 1:
+        raise ValueError(f"alpha_rev: epsilon={epsilon} must be in [0, 1)")
+    p = np.asarray(params, dtype=np.float64)
+    r = (1 - epsilon) + 2 * epsilon * (1 - _minmax(_metric(metrics, "alpha", len(p), "alpha_rev")))
+    return r * float(target) * np.sum(p) / np.sum(p * r)
+
+
 def owl_lod(scores: list[torch.Tensor], M: float) -> float:
     """One block's layerwise outlier distribution (OWL Eq. 4): 100 × the fraction of
     the block's Wanda scores |W_ij|·‖X_j‖₂ (all its linears flattened together)

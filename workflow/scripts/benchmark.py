@@ -38,17 +38,35 @@ def timed(cmd, cwd) -> float:
     return time.perf_counter() - t0
 
 
+class _kept:
+    """A context manager yielding a directory that is kept afterwards."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __enter__(self):
+        self.path.mkdir(parents=True)
+        return str(self.path)
+
+    def __exit__(self, *exc):
+        return False
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--skip-main", action="store_true")
     ap.add_argument("--skip-tests", action="store_true")
     ap.add_argument("--configfile", default=None, help="another config than the embedded default")
+    ap.add_argument("--workdir", default=None, help="run the main job here and keep its results (must not exist yet)")
     ap.add_argument("--out", default=str(ROOT / "workflow" / "benchmarks" / "spine.csv"))
     args = ap.parse_args()
     rows = []
     snake = str(Path(sys.executable).with_name("snakemake"))
     if not args.skip_main:
-        with tempfile.TemporaryDirectory(prefix="compbench-bench-") as wd:
+        if args.workdir and Path(args.workdir).exists():
+            sys.exit(f"--workdir {args.workdir} exists; a cold run needs a new directory")
+        keep = Path(args.workdir) if args.workdir else None
+        with (tempfile.TemporaryDirectory(prefix="compbench-bench-") if keep is None else _kept(keep)) as wd:
             m = machine()
             cmd = [snake, "--snakefile", str(ROOT / "Snakefile"), "-d", wd, "--cores", str(os.cpu_count())]
             if args.configfile:

@@ -7,3 +7,4 @@ with runlog.to_file(snakemake.log[0]):
     figures.save(figures.pruning_curves(t, f"pruning {m}"), snakemake.output.curve)
     figures.save(figures.allocation_bars(t, f"per-block sparsity, {m}"), snakemake.output.allocation)
     figures.save(figures.pruning_paper_table(t, snakemake.params.anchors, f"{m} vs the AlphaPruning paper"), snakemake.output.paper)
+    figures.save(figures.alpha_sweep(t, f"AlphaPruning epsilon sweep, {m}"), snakemake.output.sweep)
