@@ -112,6 +112,7 @@ rule lowrank_table:
             for v in ["dense", *lowrank_variants(wc.model)]
             for d in config["evaluation"]["perplexity"]["datasets"]
         ],
+        code=pkg(),
     log:
         f"{RESULTS}/logs/lowrank_table/{{model}}.log",
     threads: 1
