@@ -81,3 +81,21 @@ def _check_calibration_study(config: dict) -> None:
 
 
 CHECKS.append(_check_calibration_study)
+
+
+def _check_lowrank(config: dict) -> None:
+    lr = config.get("lowrank")
+    if not lr:
+        return
+    if "spectra" not in config:
+        raise ConfigError("lowrank needs the `spectra` section (the singular values come from the spectra stage)")
+    ft = lr.get("finetune", {})
+    for key in ("allocations", "ratios"):
+        extra = [v for v in ft.get(key, []) if v not in lr[key]]
+        if extra:
+            raise ConfigError(f"lowrank.finetune.{key} has {extra}, not in lowrank.{key}; allowed: {lr[key]}")
+    if ft.get("data") == "tiny" and ft.get("ratios") and "corpus" not in config:
+        raise ConfigError("lowrank.finetune.data='tiny' needs the `corpus` section")
+
+
+CHECKS.append(_check_lowrank)
