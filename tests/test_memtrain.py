@@ -397,3 +397,29 @@ def test_trained_variant_round_trips(tmp_path):
     loaded, _ = variants.load(tmp_path / "v")
     for k, v in trained.state_dict().items():
         assert torch.equal(loaded.state_dict()[k], v), k
+
+
+# ---------------------------------------------------------------- workflow (shared smoke run)
+@pytest.mark.workflow
+def test_smoke_memtrain_table_figures_and_spine_agreement(smoke):
+    from compbench.memtrain import plots
+
+    t = pd.read_csv(smoke.results("tables", "memtrain.csv"))
+    w = plots.wide(t).set_index(["regime", "model", "variant"])
+    assert set(w.index) >= {("finetune", "tiny", "lora"), ("finetune", "tiny", "qgalore"), ("pretrain", "p16", "galore"),
+                            ("finetune", "tiny", "pretrained")}
+    lora, qg = w.loc[("finetune", "tiny", "lora")], w.loc[("finetune", "tiny", "qgalore")]
+    # the in-job test perplexity and the spine's perplexity rule on the saved variant agree (same protocol, same weights)
+    for r in (lora, qg):
+        assert r["test_perplexity"] == pytest.approx(r["perplexity_tiny"], rel=1e-4)
+    assert qg["bytes_weights"] < lora["bytes_weights"]  # INT8 decoder linears vs fp32 base + adapters
+    assert lora["bytes_gradients"] < qg["bytes_gradients"]  # LoRA: adapter gradients only
+    assert qg["svd_count"] > 0 and lora["svd_count"] == 0
+    assert w.loc[("pretrain", "p16", "galore"), "svd_count"] > 0
+    for col in ("bytes_total", "peak_rss_mb", "tokens_per_s", "test_perplexity"):
+        assert (w.loc[[("finetune", "tiny", "lora"), ("finetune", "tiny", "qgalore")], col] > 0).all()
+    refresh = pd.read_csv(smoke.results("tables", "memtrain-refresh.csv"))
+    assert set(refresh.variant) == {"qgalore"} and (refresh.gap >= 1).all()
+    for f in ("memtrain-memory.png", "memtrain-curves.png", "memtrain-svd.png"):
+        assert smoke.results("figures", f).stat().st_size > 1000
+    assert "config" in t.columns and "versions" in t.columns

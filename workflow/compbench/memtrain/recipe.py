@@ -66,7 +66,7 @@ def run(model, name: str, hyper: dict, ctx: Context, train_ids, val_ids, seq_len
     refresh = []
     for i, (pname, p) in enumerate(_projector_names(setup.model, opt)):
         for step, gap, sim in getattr(p, "history", []):
-            refresh.append({"layer": pname, "step": step, "gap": gap, "similarity": sim})
+            refresh.append({"layer": pname.removesuffix(".qweight").removesuffix(".weight"), "step": step, "gap": gap, "similarity": sim})
     tokens = curve[-1]["tokens"]
     summary = {
         **{f"bytes_{k}": v for k, v in peak.items()},

@@ -32,7 +32,7 @@ def save(out_dir, base_dir, model, base_state: dict, recipe: dict) -> int:
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
         save_tensors(tmp / "values.safetensors", changed)
-        write_json(tmp / "variant.json", {"kind": "trained", "base": str(base_dir), "changed": len(changed), **recipe})
+        write_json(tmp / "variant.json", {**recipe, "kind": "trained", "base": str(base_dir), "changed": len(changed)})
     return len(changed)
 
 
