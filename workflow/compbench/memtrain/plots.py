@@ -36,9 +36,20 @@ def wide(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def memory_figure(table: pd.DataFrame):
+    """Top: test perplexity vs exact bytes; bottom: the bytes by category, per run."""
     w = wide(table).dropna(subset=["bytes_total"])
     runs = list(w.groupby(["regime", "model"]))
-    fig, axes = plt.subplots(1, max(1, len(runs)), figsize=(5.2 * max(1, len(runs)), 4), layout="constrained", squeeze=False)
+    n = max(1, len(runs))
+    fig, axes = plt.subplots(2, n, figsize=(5.2 * n, 7.5), layout="constrained", squeeze=False)
+    for ax, ((regime, model), g) in zip(axes[1], runs):
+        bottom = None
+        for j, cat in enumerate(["weights", "gradients", "optimizer_state", "projection"]):
+            vals = g[f"bytes_{cat}"].to_numpy() / MIB
+            ax.bar(g["variant"], vals, bottom=bottom, label=cat.replace("_", " "), color=f"C{j}")
+            bottom = vals if bottom is None else bottom + vals
+        ax.set_ylabel("MiB (exact, from tensors)")
+        ax.tick_params(axis="x", labelrotation=30)
+        ax.legend(fontsize=8)
     for ax, ((regime, model), g) in zip(axes[0], runs):
         for i, (_, r) in enumerate(g.iterrows()):
             ax.scatter(r["bytes_total"] / MIB, r["test_perplexity"], s=40, color=f"C{ORDER.index(r['variant']) if r['variant'] in ORDER else 9}")
