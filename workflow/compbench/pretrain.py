@@ -54,17 +54,40 @@ def window_nll(model, batch: torch.Tensor) -> tuple[float, int]:
     return float(nll), batch[:, 1:].numel()
 
 
-def train(model, train_ids: torch.Tensor, val_ids: torch.Tensor, seq_len: int, spec: TrainSpec, device: torch.device):
-    """Train in place; return the curve as a list of dict rows."""
+def clip_(grads: list[torch.Tensor], max_norm: float) -> float:
+    """``clip_grad_norm_`` over gradient tensors themselves (some live outside ``.grad``)."""
+    grads = [g for g in grads if g is not None]
+    if not grads:
+        return 0.0
+    total = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.detach().float()) for g in grads]))
+    coef = torch.clamp(max_norm / (total + 1e-6), max=1.0)
+    for g in grads:
+        g.mul_(coef.to(g.dtype))
+    return float(total)
+
+
+def train(model, train_ids: torch.Tensor, val_ids: torch.Tensor, seq_len: int, spec: TrainSpec, device: torch.device,
+          optimizer=None, grad_tensors=None, on_step=None):
+    """Train in place; return the curve as a list of dict rows.
+
+    Hooks (all optional; the defaults are the spine's recipe): ``optimizer``, an
+    optimizer over ``model``'s parameters, already on ``device`` (default AdamW,
+    betas (0.9, 0.95), decay on matrices only); ``grad_tensors()``, the gradients to
+    clip to norm 1 (default every ``.grad`` of the model); ``on_step(step, model,
+    opt)``, called after each optimizer step, before gradients are cleared,
+    returning extra columns for that step's row.
+    """
     torch.manual_seed(spec.seed)
     train_w = windows(train_ids, seq_len)
     val_w = windows(val_ids, seq_len)[: spec.eval_windows].to(device)
     gen = torch.Generator().manual_seed(spec.seed)
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": spec.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=spec.lr, betas=(0.9, 0.95)
-    )
+    if optimizer is None:
+        decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
+        no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
+        optimizer = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": spec.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=spec.lr, betas=(0.9, 0.95)
+        )
+    opt = optimizer
     model.train().to(device)
     order = torch.randperm(train_w.size(0), generator=gen)
     pos = 0
@@ -83,10 +106,15 @@ def train(model, train_ids: torch.Tensor, val_ids: torch.Tensor, seq_len: int, s
         loss = model(batch, labels=batch).loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        if grad_tensors is None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        else:
+            clip_(grad_tensors(), 1.0)
         opt.step()
         tokens += batch.numel()
         row = {"step": step + 1, "tokens": tokens, "lr": opt.param_groups[0]["lr"], "train_loss": loss.item()}
+        if on_step is not None:
+            row.update(on_step(step, model, opt))
         if (step + 1) % spec.eval_every == 0 or step + 1 == spec.steps:
             model.eval()
             total, count = 0.0, 0

@@ -30,6 +30,7 @@ def _register_kinds() -> None:
     """Import the modules that register variant kinds (one line per kind)."""
     from . import masked  # noqa: F401
     from . import lowrank  # noqa: F401
+    from .memtrain import variant  # noqa: F401
 
 
 def manifest(path: str | Path) -> dict:

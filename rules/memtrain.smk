@@ -1,0 +1,124 @@
+# Memory-efficient training line (Q-GaLore): every training variant (AdamW, LoRA,
+# GaLore, Q-GaLore and its ablations) on the same recipe, in two regimes:
+# fine-tuning each model of `memtrain.finetune.models` on held-out text, and
+# pre-training LLaMA configs of `memtrain.pretrain.sizes` from scratch. Measured:
+# loss curves, test perplexity, tokens/s, SVD counts, exact bytes by category, peak memory.
+# Helper functions: rules/memtrain-helpers.smk.
+
+
+
+rule memtrain_finetune:
+    output:
+        variant=directory(f"{RESULTS}/variants/{{base}}/train-{{tvariant}}"),
+        curve=f"{RESULTS}/memtrain/finetune/{{base}}/{{tvariant}}/curve.csv",
+        summary=f"{RESULTS}/memtrain/finetune/{{base}}/{{tvariant}}/summary.csv",
+        refresh=f"{RESULTS}/memtrain/finetune/{{base}}/{{tvariant}}/refresh.csv",
+    input:
+        model=lambda wc: model_dir(wc.base),
+        corpus=lambda wc: corpus_files("validation") + corpus_files("test") if memtrain_cfg()["finetune"]["data"] == "tiny" else [],
+        code=pkg("memtrain", "memtrain.adamw", "memtrain.lora", "memtrain.galore", "memtrain.galore_variant", "memtrain.qgalore",
+                 "memtrain.qgalore_variant", "memtrain.quant", "memtrain.memory", "memtrain.recipe", "memtrain.data",
+                 "memtrain.variant", "pretrain", "perplexity", "models", "tokenizer", "corpus", "variants"),
+    wildcard_constraints:
+        base=alternation(memtrain_finetune_models()) if "memtrain" in config else "(?!x)x",
+        **MEMTRAIN_WC,
+    params:
+        memtrain=lambda wc: {k: v for k, v in cfg("memtrain").items() if k != "pretrain"},
+        regime="finetune",
+        spec=lambda wc: cfg("models", wc.base),
+        evaluation=cfg("evaluation", "perplexity"),
+        sources=cfg("corpus", "sources"),
+        corpus_dir=f"{RESULTS}/corpus",
+        device=config["device"],
+    log:
+        f"{RESULTS}/logs/memtrain/finetune/{{base}}/{{tvariant}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/memtrain/finetune/{{base}}/{{tvariant}}.tsv"
+    threads: lambda wc: config["resources"][config["models"][wc.base]["size"]]["threads"]
+    resources:
+        mem_mb=lambda wc, attempt: config["resources"][config["models"][wc.base]["size"]]["mem_mb"] * attempt,
+        runtime=lambda wc, attempt: config["resources"][config["models"][wc.base]["size"]]["runtime"] * attempt,
+        gpu=lambda wc: config["resources"][config["models"][wc.base]["size"]]["gpu"],
+    script:
+        "../workflow/scripts/memtrain.py"
+
+
+rule memtrain_pretrain:
+    output:
+        curve=f"{RESULTS}/memtrain/pretrain/{{base}}/{{tvariant}}/curve.csv",
+        summary=f"{RESULTS}/memtrain/pretrain/{{base}}/{{tvariant}}/summary.csv",
+        refresh=f"{RESULTS}/memtrain/pretrain/{{base}}/{{tvariant}}/refresh.csv",
+    input:
+        tokenizer=lambda wc: f"{RESULTS}/tokenizer" if memtrain_cfg()["pretrain"]["tokenizer"] == "tiny" else [],
+        corpus=lambda wc: corpus_files("train") + corpus_files("validation") + corpus_files("test") if memtrain_cfg()["pretrain"]["data"] == "tiny" else [],
+        code=pkg("memtrain", "memtrain.adamw", "memtrain.lora", "memtrain.galore", "memtrain.galore_variant", "memtrain.qgalore",
+                 "memtrain.qgalore_variant", "memtrain.quant", "memtrain.memory", "memtrain.recipe", "memtrain.data",
+                 "pretrain", "perplexity", "models", "tokenizer", "corpus"),
+    wildcard_constraints:
+        base=alternation(list(config["memtrain"].get("pretrain", {}).get("sizes", {}))) if "memtrain" in config else "(?!x)x",
+        **MEMTRAIN_WC,
+    params:
+        memtrain=lambda wc: {k: v for k, v in cfg("memtrain").items() if k != "finetune"},
+        regime="pretrain",
+        spec=None,
+        evaluation=cfg("evaluation", "perplexity"),
+        sources=cfg("corpus", "sources"),
+        corpus_dir=f"{RESULTS}/corpus",
+        device=config["device"],
+    log:
+        f"{RESULTS}/logs/memtrain/pretrain/{{base}}/{{tvariant}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/memtrain/pretrain/{{base}}/{{tvariant}}.tsv"
+    threads: lambda wc: config["resources"][memtrain_cfg()["pretrain"]["sizes"][wc.base]["size"]]["threads"]
+    resources:
+        mem_mb=lambda wc, attempt: config["resources"][memtrain_cfg()["pretrain"]["sizes"][wc.base]["size"]]["mem_mb"] * attempt,
+        runtime=lambda wc, attempt: config["resources"][memtrain_cfg()["pretrain"]["sizes"][wc.base]["size"]]["runtime"] * attempt,
+        gpu=lambda wc: config["resources"][memtrain_cfg()["pretrain"]["sizes"][wc.base]["size"]]["gpu"],
+    script:
+        "../workflow/scripts/memtrain.py"
+
+
+rule memtrain_table:
+    output:
+        table=report(f"{RESULTS}/tables/memtrain.csv", caption="../workflow/report/memtrain_table.rst", category="Memory-efficient training"),
+        curves=f"{RESULTS}/tables/memtrain-curves.csv",
+        refresh=f"{RESULTS}/tables/memtrain-refresh.csv",
+    input:
+        summaries=lambda wc: [f"{memtrain_run_dir(*r)}/summary.csv" for r in memtrain_runs()],
+        curves=lambda wc: [f"{memtrain_run_dir(*r)}/curve.csv" for r in memtrain_runs()],
+        refresh=lambda wc: [f"{memtrain_run_dir(*r)}/refresh.csv" for r in memtrain_runs()],
+        perplexity=lambda wc: [
+            f"{RESULTS}/eval/{m}/{v}/perplexity-{d}.csv"
+            for m in memtrain_finetune_models()
+            for v in ["dense", *memtrain_variants(m)]
+            for d in config["evaluation"]["perplexity"]["datasets"]
+        ],
+        code=pkg("memtrain.plots"),
+    log:
+        f"{RESULTS}/logs/memtrain/table.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    script:
+        "../workflow/scripts/memtrain_table.py"
+
+
+rule figure_memtrain:
+    output:
+        memory=report(f"{RESULTS}/figures/memtrain-memory.png", caption="../workflow/report/memtrain_memory.rst", category="Memory-efficient training"),
+        curves=report(f"{RESULTS}/figures/memtrain-curves.png", caption="../workflow/report/memtrain_curves.rst", category="Memory-efficient training"),
+        svd=report(f"{RESULTS}/figures/memtrain-svd.png", caption="../workflow/report/memtrain_svd.rst", category="Memory-efficient training"),
+    input:
+        table=f"{RESULTS}/tables/memtrain.csv",
+        curves=f"{RESULTS}/tables/memtrain-curves.csv",
+        refresh=f"{RESULTS}/tables/memtrain-refresh.csv",
+        code=pkg("memtrain.plots", "figures"),
+    log:
+        f"{RESULTS}/logs/figures/memtrain.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    script:
+        "../workflow/scripts/figure_memtrain.py"
