@@ -122,3 +122,151 @@ rule figure_pass:
         runtime=5,
     script:
         "../workflow/scripts/figure_pass.py"
+
+
+# ---------------------------------------------------------------------------
+# Pareto-set learning by MoE model fusion: tasks -> per-task fine-tuning (task
+# vectors) -> router training on Dirichlet preference rays -> every method's
+# models on every task -> fronts + hypervolume.
+
+FUSION_DIR = f"{RESULTS}/vision/fusion"
+
+
+def fusion_cfg():
+    return config["vision"]["fusion"]
+
+
+def fusion_tasks():
+    return [t["name"] for t in fusion_cfg()["tasks"]]
+
+
+def fusion_task_spec(name):
+    return canon(next(t for t in fusion_cfg()["tasks"] if t["name"] == name))
+
+
+if "vision" in config and "fusion" in config["vision"]:
+    FINAL.append(lambda: [f"{RESULTS}/tables/fusion-{fusion_cfg()['model']}.csv", f"{RESULTS}/figures/fusion-{fusion_cfg()['model']}.png"])
+
+
+rule fusion_tasks:
+    output:
+        f"{FUSION_DIR}/tasks/{{task}}.json",
+    input:
+        code=pkg("text_tasks"),
+    wildcard_constraints:
+        task=r"[A-Za-z0-9_.-]+",
+    params:
+        spec=lambda wc: fusion_task_spec(wc.task),
+        n_train=lambda wc: fusion_cfg()["n_train"],
+        n_test=lambda wc: fusion_cfg()["n_test"],
+        seed=lambda wc: fusion_cfg()["seed"],
+    log:
+        f"{RESULTS}/logs/vision/fusion-task-{{task}}.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    script:
+        "../workflow/scripts/fusion_tasks.py"
+
+
+rule fusion_finetune:
+    output:
+        tau=f"{FUSION_DIR}/{{model}}/tau-{{task}}.safetensors",
+        record=f"{FUSION_DIR}/{{model}}/finetune-{{task}}.csv",
+    input:
+        model=lambda wc: model_dir(wc.model),
+        task=f"{FUSION_DIR}/tasks/{{task}}.json",
+        code=pkg("fusion", "models"),
+    wildcard_constraints:
+        task=r"[A-Za-z0-9_.-]+",
+    params:
+        finetune=lambda wc: cfg("vision", "fusion", "finetune"),
+        seed=lambda wc: fusion_cfg()["seed"],
+        device=config["device"],
+    log:
+        f"{RESULTS}/logs/vision/fusion-{{model}}-finetune-{{task}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/vision/fusion-{{model}}-finetune-{{task}}.tsv"
+    threads: model_threads
+    resources:
+        mem_mb=res("mem_mb"),
+        runtime=res("runtime"),
+        gpu=res("gpu"),
+    script:
+        "../workflow/scripts/fusion_finetune.py"
+
+
+rule fusion_router:
+    output:
+        router=f"{FUSION_DIR}/{{model}}/router.safetensors",
+        history=f"{FUSION_DIR}/{{model}}/router-history.csv",
+        record=f"{FUSION_DIR}/{{model}}/router.csv",
+    input:
+        model=lambda wc: model_dir(wc.model),
+        tasks=lambda wc: [f"{FUSION_DIR}/tasks/{t}.json" for t in fusion_tasks()],
+        taus=lambda wc: [f"{FUSION_DIR}/{wc.model}/tau-{t}.safetensors" for t in fusion_tasks()],
+        code=pkg("fusion", "models"),
+    params:
+        cfg=lambda wc: cfg("vision", "fusion", "router"),
+        other_lambda=lambda wc: fusion_cfg()["other_lambda"],
+        seed=lambda wc: fusion_cfg()["seed"],
+        device=config["device"],
+    log:
+        f"{RESULTS}/logs/vision/fusion-{{model}}-router.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/vision/fusion-{{model}}-router.tsv"
+    threads: model_threads
+    resources:
+        mem_mb=res("mem_mb"),
+        runtime=res("runtime"),
+        gpu=res("gpu"),
+    script:
+        "../workflow/scripts/fusion_router.py"
+
+
+rule fusion_evaluate:
+    output:
+        f"{RESULTS}/tables/fusion-points-{{model}}.csv",
+    input:
+        model=lambda wc: model_dir(wc.model),
+        tasks=lambda wc: [f"{FUSION_DIR}/tasks/{t}.json" for t in fusion_tasks()],
+        taus=lambda wc: [f"{FUSION_DIR}/{wc.model}/tau-{t}.safetensors" for t in fusion_tasks()],
+        router=f"{FUSION_DIR}/{{model}}/router.safetensors",
+        code=pkg("fusion", "models", "pareto"),
+    params:
+        cfg=lambda wc: {k: v for k, v in cfg("vision", "fusion").items()
+                        if k in ("router", "other_lambda", "n_preferences", "ta_grid", "n_interpolation", "eval_batch_size", "seed")},
+        device=config["device"],
+    log:
+        f"{RESULTS}/logs/vision/fusion-{{model}}-evaluate.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/vision/fusion-{{model}}-evaluate.tsv"
+    threads: model_threads
+    resources:
+        mem_mb=res("mem_mb"),
+        runtime=res("runtime"),
+        gpu=res("gpu"),
+    script:
+        "../workflow/scripts/fusion_evaluate.py"
+
+
+rule fusion_summary:
+    output:
+        table=report(f"{RESULTS}/tables/fusion-{{model}}.csv", caption="../workflow/report/fusion_table.rst", category="Vision: MoE fusion"),
+        figure=report(f"{RESULTS}/figures/fusion-{{model}}.png", caption="../workflow/report/fusion_fronts.rst", category="Vision: MoE fusion"),
+    input:
+        points=f"{RESULTS}/tables/fusion-points-{{model}}.csv",
+        router=f"{FUSION_DIR}/{{model}}/router.csv",
+        code=pkg("fusion", "pareto", "figures", "vision_plots"),
+    params:
+        tasks=lambda wc: fusion_tasks(),
+        reference=lambda wc: fusion_cfg()["hv_reference"],
+    log:
+        f"{RESULTS}/logs/vision/fusion-{{model}}-summary.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    script:
+        "../workflow/scripts/fusion_summary.py"
