@@ -101,8 +101,9 @@ def generate(n: int, n_classes: int = 10, size: int = 16, noise: float = 0.25, s
     return (images - 0.5) / 0.3, labels
 
 
-def load_real(spec: dict, split: str, size: int):  # pragma: no cover - needs the hub or a local data set
-    """A real image set by path (an ImageFolder tree) or HF id, resized to ``size``.
+def load_real(spec: dict, split: str, size: int, limit: int | None = None):  # pragma: no cover - needs the hub or a local data set
+    """A real image set by path (an ImageFolder tree) or HF id, resized to ``size``; the first
+    ``limit`` examples of a seeded shuffle (tensors are held in memory: cap them for 224-px sets).
 
     Returns ``(images, labels)`` tensors. Needs torchvision (and ``datasets`` for
     a hub id); both imports are lazy and fail with a message saying so.
@@ -115,12 +116,15 @@ def load_real(spec: dict, split: str, size: int):  # pragma: no cover - needs th
     tf = T.Compose([T.Resize(size), T.CenterCrop(size), T.ToTensor(), T.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])])
     if "path" in spec:
         ds = tvd.ImageFolder(f"{spec['path']}/{split}", transform=tf)
-        xs, ys = zip(*[ds[i] for i in range(len(ds))])
+        order = torch.randperm(len(ds), generator=torch.Generator().manual_seed(spec.get("seed", 0)))[:limit]
+        xs, ys = zip(*[ds[int(i)] for i in order])
         return torch.stack(xs), torch.tensor(ys)
     try:
         from datasets import load_dataset
 
-        ds = load_dataset(spec["id"], split=spec.get("splits", {}).get(split, split))
+        ds = load_dataset(spec["id"], split=spec.get("splits", {}).get(split, split)).shuffle(seed=spec.get("seed", 0))
+        if limit:
+            ds = ds.select(range(min(limit, len(ds))))
     except Exception as e:
         raise RuntimeError(f"could not load image data set {spec['id']!r} ({split}) from the Hugging Face hub: {e}") from e
     xs = torch.stack([tf(r[spec.get("image_key", "image")].convert("RGB")) for r in ds])

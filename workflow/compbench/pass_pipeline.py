@@ -26,8 +26,8 @@ def make_data(spec: dict) -> dict:
         xtr, ytr = images.generate(spec["n_train"], spec["n_classes"], spec["size"], spec["noise"], spec["seed"])
         xte, yte = images.generate(spec["n_test"], spec["n_classes"], spec["size"], spec["noise"], spec["seed"] + 1)
     else:  # pragma: no cover - real data sets
-        xtr, ytr = images.load_real(spec, "train", spec["size"])
-        xte, yte = images.load_real(spec, "test", spec["size"])
+        xtr, ytr = images.load_real(spec, "train", spec["size"], spec.get("n_train"))
+        xte, yte = images.load_real(spec, "test", spec["size"], spec.get("n_test"))
     return {"x_train": xtr, "y_train": ytr, "x_test": xte, "y_test": yte}
 
 
