@@ -140,3 +140,32 @@ def _check_memtrain(config: dict) -> None:
 
 
 CHECKS.append(_check_memtrain)
+
+
+def _check_vision(config: dict) -> None:
+    v = config.get("vision") or {}
+    f = v.get("fusion")
+    if f:
+        if f["model"] not in config.get("models", {}):
+            raise ConfigError(f"vision.fusion.model={f['model']!r} is not a model; allowed: {', '.join(config.get('models', {}))}")
+        names = [t["name"] for t in f["tasks"]]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"vision.fusion.tasks: task names must be distinct, got {names}")
+        for t in f["tasks"]:
+            if t["source"] == "generated" and t["name"] not in ("animal", "outdoor", "warm"):
+                raise ConfigError(f"vision.fusion.tasks: generated task {t['name']!r} unknown; allowed: animal, outdoor, warm")
+            if t["source"] == "hf" and not ("id" in t and "label_words" in t):
+                raise ConfigError(f"vision.fusion.tasks: hub task {t['name']!r} needs `id` and `label_words`")
+    p = v.get("pass")
+    if p:
+        d, m = p["data"], p["model"]
+        if d["source"] == "hf" and "id" not in d or d["source"] == "path" and "path" not in d:
+            raise ConfigError(f"vision.pass.data.source={d['source']!r} needs `{'id' if d['source'] == 'hf' else 'path'}`")
+        if m["kind"] == "small_resnet" and len(m["widths"]) != len(m["blocks"]):
+            raise ConfigError(f"vision.pass.model: widths {m['widths']} and blocks {m['blocks']} must have equal length")
+        h = p.get("hypernet", {})
+        if d["source"] == "generated" and 2 * h.get("prompt_pad", 2) >= d["size"]:
+            raise ConfigError(f"vision.pass.hypernet.prompt_pad={h.get('prompt_pad')} leaves no interior in {d['size']}px images")
+
+
+CHECKS.append(_check_vision)

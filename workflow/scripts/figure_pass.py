@@ -1,0 +1,8 @@
+"""Rule figure_pass: accuracy vs MACs per method, and kept channels per unit."""
+from compbench import figures, runlog, vision_plots
+from compbench.artifacts import read_table
+
+with runlog.to_file(snakemake.log[0]):
+    t = read_table(snakemake.input.table)
+    figures.save(vision_plots.pass_accuracy(t), snakemake.output.accuracy)
+    figures.save(vision_plots.pass_channels(t), snakemake.output.channels)

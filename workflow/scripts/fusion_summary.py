@@ -1,0 +1,18 @@
+"""Rule fusion_summary: Pareto fronts per method (figure) and their hypervolumes (table)."""
+import pandas as pd
+
+from compbench import fusion, runlog, vision_plots, figures
+from compbench.artifacts import read_table, write_table
+
+with runlog.to_file(snakemake.log[0]) as log:
+    t = read_table(snakemake.input.points)
+    names = snakemake.params.tasks
+    ref = snakemake.params.reference
+    wide, hv = fusion.fronts(t, names, ref)
+    router = read_table(snakemake.input.router)
+    for _, r in router.iterrows():
+        hv[r["metric"]] = r["value"]
+    hv.insert(0, "model", snakemake.wildcards.model)
+    log.info("\n%s", hv.to_string())
+    write_table(snakemake.output.table, hv)
+    figures.save(vision_plots.fusion_fronts(wide, hv, names, ref), snakemake.output.figure)

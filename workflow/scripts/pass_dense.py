@@ -1,0 +1,21 @@
+"""Rule pass_dense: train the dense CNN; record its accuracy, MACs, parameters, latency."""
+import pandas as pd
+
+from compbench import device as dev
+from compbench import pass_pipeline, provenance, runlog
+from compbench.artifacts import write_table
+
+with runlog.to_file(snakemake.log[0]) as log:
+    dev.set_threads(snakemake.threads)
+    device = dev.pick(snakemake.params.device)
+    cfg = snakemake.params.cfg
+    data = pass_pipeline.load_data(snakemake.input.data)
+    with provenance.measure(device) as run:
+        model, arch, losses = pass_pipeline.train_dense(cfg, data, device, log)
+    rec = pass_pipeline.measure(model, data, tuple(data["x_train"].shape[1:]), cfg["latency"], device)
+    log.info("dense: %s", rec)
+    pass_pipeline.save_model(snakemake.output.model, model, arch)
+    stamp = provenance.stamp({"pass": cfg}, cfg["seed"], run)
+    rows = [{"method": "dense", "target": 1.0, "metric": k, "value": v} for k, v in rec.items()]
+    rows.append({"method": "dense", "target": 1.0, "metric": "train_loss", "value": losses[-1]})
+    write_table(snakemake.output.record, pd.DataFrame(rows).assign(**stamp))

@@ -1,0 +1,24 @@
+"""Rule pass_prune: one channel-sparsity method at one MACs budget: select, remove, fine-tune, measure."""
+import pandas as pd
+
+from compbench import device as dev
+from compbench import pass_pipeline, provenance, runlog
+from compbench.artifacts import read_json, write_table
+
+with runlog.to_file(snakemake.log[0]) as log:
+    dev.set_threads(snakemake.threads)
+    device = dev.pick(snakemake.params.device)
+    cfg = snakemake.params.cfg
+    method, target = snakemake.wildcards.method, float(snakemake.wildcards.target)
+    data = pass_pipeline.load_data(snakemake.input.data)
+    dense = pass_pipeline.load_model(snakemake.input.dense, device)
+    with provenance.measure(device) as run:
+        pruned, keep, rec, info = pass_pipeline.prune_and_finetune(cfg, method, target, dense, data, device, log)
+    rec["flops_ratio"] = rec["macs"] / pass_pipeline.measure(dense, data, tuple(data["x_train"].shape[1:]), {"batch": 1, "repeats": 1}, device)["macs"]
+    log.info("%s @ %.2f: %s", method, target, rec)
+    pass_pipeline.save_model(snakemake.output.model, pruned, read_json(f"{snakemake.input.dense}/arch.json"), keep)
+    stamp = provenance.stamp({"pass": cfg, "method": method, "target": target}, cfg["seed"], run)
+    text = {k: rec.pop(k) for k in ("kept", "widths", "ratios")}
+    rows = [{"method": method, "target": target, "metric": k, "value": v, **text} for k, v in rec.items()]
+    write_table(snakemake.output.record, pd.DataFrame(rows).assign(**stamp))
+    write_table(snakemake.output.history, pd.DataFrame(info["history"] or [{"step": 0}]).assign(method=method, target=target))
