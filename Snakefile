@@ -37,6 +37,7 @@ for _smk in sorted(Path(workflow.basedir, "rules", "common").glob("*.smk")):
 for _smk in sorted(Path(workflow.basedir, "rules").glob("*.smk")):
     if _smk.name != "common.smk":
         include: str(_smk)
+apply_slurm_placement()  # rules/common.smk: sbatch partition/account/GPU model from config
 
 
 rule all:

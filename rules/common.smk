@@ -117,3 +117,41 @@ def final_outputs():
     for item in FINAL:
         out += item() if callable(item) else [item]
     return out
+
+
+# --- SLURM placement (profiles/slurm, README "Running on a SLURM cluster") ---
+# sbatch's partition (-p), account (-A) and GPU model (--gpus=<model>:<n>) of a
+# job come from config, never from the rules: for a job on a model (a {model}
+# wildcard), from that model's resource class `resources.<size>`; otherwise,
+# and where the class does not say, from the `slurm` section. A missing value
+# is no resource at all (the cluster's default). gpu_model is added only to
+# jobs whose `gpu` resource is > 0 (a constant, or the class's via res("gpu")).
+SLURM_KEYS = {"slurm_partition": "partition", "slurm_account": "account", "gpu_model": None}
+
+
+def slurm_placement(key, rule_gpu=None):
+    def get(wildcards):
+        spec = config["models"].get(getattr(wildcards, "model", None), None)
+        cls = config["resources"].get(spec["size"], {}) if spec else {}
+        if key == "gpu_model":
+            gpu = rule_gpu if rule_gpu is not None else cls.get("gpu", 0)
+            return cls.get("gpu_model") if gpu > 0 else None
+        return cls.get(key, config.get("slurm", {}).get(SLURM_KEYS[key]))
+
+    return get
+
+
+def apply_slurm_placement():
+    """Called by the Snakefile once every rule is defined. A value set by the
+    rule itself, by --set-resources or by --default-resources wins."""
+    for r in workflow.rules:
+        for key in SLURM_KEYS:
+            if key in r.resources:
+                continue
+            if key == "gpu_model":
+                if "gpu" not in r.resources:
+                    continue
+                raw = r.resources["gpu"].raw  # an int, or None for a function such as res("gpu")
+                r.resources[key] = slurm_placement(key, rule_gpu=raw if isinstance(raw, int) else None)
+            else:
+                r.resources[key] = slurm_placement(key)

@@ -68,6 +68,12 @@ def write_table(path: str | os.PathLike, df: pd.DataFrame) -> None:
 
 
 def read_table(path: str | os.PathLike) -> pd.DataFrame:
+    with open(path, "rb") as f:  # every table written here ends with a newline
+        f.seek(0, os.SEEK_END)
+        if f.tell():
+            f.seek(-1, os.SEEK_END)
+            if f.read(1) != b"\n":
+                raise CorruptArtifact(f"{path}: truncated table (its last line is incomplete)")
     try:
         return pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:

@@ -169,3 +169,21 @@ def _check_vision(config: dict) -> None:
 
 
 CHECKS.append(_check_vision)
+
+
+def _check_grids_and_placement(config: dict) -> None:
+    """Empty method grids (a line that would silently do nothing) and SLURM
+    placement that sbatch would refuse (issue 4)."""
+    p = config.get("pruning")
+    if p:
+        for key, allowed in (("methods", "magnitude, wanda, sparsegpt"), ("allocations", "uniform, owl, alpha")):
+            if not p.get(key):
+                raise ConfigError(f"pruning.{key} is empty: the pruning grid is empty; allowed: {allowed}")
+    for name, cls in config.get("resources", {}).items():
+        if cls.get("gpu_model") and cls.get("gpu", 0) < 1:
+            raise ConfigError(
+                f"resources.{name}.gpu_model={cls['gpu_model']!r} needs resources.{name}.gpu >= 1 (it is {cls.get('gpu', 0)})"
+            )
+
+
+CHECKS.append(_check_grids_and_placement)

@@ -92,9 +92,17 @@ def load(model_dir: str | os.PathLike, device: torch.device | str = "cpu", dtype
         raise FileNotFoundError(f"{model_dir}: not a model directory (no config.json)")
     if not list(model_dir.glob("*.safetensors")):
         raise FileNotFoundError(f"{model_dir}: no safetensors weights (pickled weights are never loaded)")
-    model = AutoModelForCausalLM.from_pretrained(
-        str(model_dir), dtype=dtype or torch.float32, use_safetensors=True, trust_remote_code=trust_remote_code
-    )
+    from safetensors import SafetensorError
+
+    from .artifacts import CorruptArtifact
+
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            str(model_dir), dtype=dtype or torch.float32, use_safetensors=True, trust_remote_code=trust_remote_code
+        )
+    except SafetensorError as e:
+        names = ", ".join(str(p) for p in sorted(model_dir.glob("*.safetensors")))
+        raise CorruptArtifact(f"{names}: not a readable safetensors file ({e})") from e
     return model.to(device).eval()
 
 
