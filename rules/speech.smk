@@ -1,0 +1,136 @@
+# Speech line: ASR corpus (espeak-ng synthesis or LibriSpeech) -> log-mel features ->
+# Conformer-CTC trained dense | LR-SMS | DDP-ASR | MSRS -> WER/CER table and figures.
+
+
+def speech_cfg():
+    return config["speech"]
+
+
+def speech_runs():
+    from compbench.speech.grid import runs
+
+    return runs(config["speech"]) if "speech" in config else {}
+
+
+def speech_dir():
+    return f"{RESULTS}/speech/{speech_cfg()['corpus']['name']}"
+
+
+if "speech" in config:
+    FINAL.append(
+        lambda: [f"{RESULTS}/tables/speech.csv"]
+        + [f"{RESULTS}/figures/speech-{k}.png" for k in ("lrsms", "ddp", "msrs")]
+    )
+
+
+SPEECH_WC = dict(corpus=alternation([config["speech"]["corpus"]["name"]] if "speech" in config else []))
+
+
+rule speech_corpus:
+    output:
+        audio=directory(f"{RESULTS}/speech/{{corpus}}/audio"),
+        manifest=f"{RESULTS}/speech/{{corpus}}/manifest.csv",
+    input:
+        code=pkg("speech", "speech.corpora"),
+    wildcard_constraints:
+        **SPEECH_WC,
+    params:
+        corpus=lambda wc: cfg("speech", "corpus"),
+    log:
+        f"{RESULTS}/logs/speech/{{corpus}}/corpus.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/speech/{{corpus}}/corpus.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=60,
+    script:
+        "../workflow/scripts/speech_corpus.py"
+
+
+rule speech_features:
+    output:
+        f"{RESULTS}/speech/{{corpus}}/features.safetensors",
+    input:
+        audio=f"{RESULTS}/speech/{{corpus}}/audio",
+        manifest=f"{RESULTS}/speech/{{corpus}}/manifest.csv",
+        code=pkg("speech", "speech.corpora", "speech.features"),
+    wildcard_constraints:
+        **SPEECH_WC,
+    params:
+        features=lambda wc: cfg("speech", "features"),
+        sample_rate=lambda wc: speech_cfg()["corpus"].get("sample_rate", 16000),
+    log:
+        f"{RESULTS}/logs/speech/{{corpus}}/features.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/speech/{{corpus}}/features.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    script:
+        "../workflow/scripts/speech_features.py"
+
+
+rule speech_train:
+    output:
+        model=f"{RESULTS}/speech/{{corpus}}/runs/{{run}}/model.safetensors",
+        metrics=f"{RESULTS}/speech/{{corpus}}/runs/{{run}}/metrics.csv",
+        curve=f"{RESULTS}/speech/{{corpus}}/runs/{{run}}/curve.csv",
+        hyps=f"{RESULTS}/speech/{{corpus}}/runs/{{run}}/hypotheses.csv",
+    input:
+        features=f"{RESULTS}/speech/{{corpus}}/features.safetensors",
+        manifest=f"{RESULTS}/speech/{{corpus}}/manifest.csv",
+        code=pkg("speech", "speech.features", "speech.model", "speech.lowrank", "speech.ddp", "speech.msrs",
+                 "speech.wer", "speech.train", "speech.grid"),
+    wildcard_constraints:
+        run=alternation(list(speech_runs())),
+        **SPEECH_WC,
+    params:
+        run=lambda wc: canon(speech_runs()[wc.run]),
+        recipe=lambda wc: {k: cfg("speech", k) for k in ("features", "model", "train", "units")},
+        device=config["device"],
+    log:
+        f"{RESULTS}/logs/speech/{{corpus}}/train-{{run}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/speech/{{corpus}}/train-{{run}}.tsv"
+    threads: lambda wc: speech_cfg()["threads"]
+    resources:
+        mem_mb=3000,
+        runtime=60,
+    script:
+        "../workflow/scripts/speech_train.py"
+
+
+rule speech_table:
+    output:
+        report(f"{RESULTS}/tables/speech.csv", caption="../workflow/report/speech_table.rst", category="Speech"),
+    input:
+        metrics=lambda wc: expand(f"{speech_dir()}/runs/{{run}}/metrics.csv", run=list(speech_runs())),
+    log:
+        f"{RESULTS}/logs/speech/table.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    script:
+        "../workflow/scripts/concat_tables.py"
+
+
+rule figure_speech:
+    output:
+        lrsms=report(f"{RESULTS}/figures/speech-lrsms.png", caption="../workflow/report/speech_lrsms.rst", category="Speech"),
+        ddp=report(f"{RESULTS}/figures/speech-ddp.png", caption="../workflow/report/speech_ddp.rst", category="Speech"),
+        msrs=report(f"{RESULTS}/figures/speech-msrs.png", caption="../workflow/report/speech_msrs.rst", category="Speech"),
+    input:
+        table=f"{RESULTS}/tables/speech.csv",
+        curves=lambda wc: expand(f"{speech_dir()}/runs/{{run}}/curve.csv", run=[r for r in speech_runs() if r.startswith("msrs")]),
+        code=pkg("speech", "speech.plots", "figures"),
+    log:
+        f"{RESULTS}/logs/figures/speech.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    script:
+        "../workflow/scripts/figure_speech.py"

@@ -1,0 +1,389 @@
+"""Speech line: LR-SMS factorisation and rank schedule, DDP-ASR selection, MSRS masks and
+stabilisation, WER/CER, Conformer pieces, espeak-ng synthesis, config checks, end to end."""
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from compbench.config import ConfigError, check
+from compbench.speech import corpora, ddp, features, grid, lowrank, msrs, train, wer
+from compbench.speech import model as M
+
+needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None,
+                                  reason="espeak-ng (Debian package) not installed: apt-get install espeak-ng")
+
+
+# ---------------------------------------------------------------- LR-SMS
+def test_factorized_full_rank_reproduces_dense_from_svd():
+    torch.manual_seed(0)
+    lin = nn.Linear(24, 16)
+    f = lowrank.FactorizedLinear.from_linear(lin, rank=16, init="svd")
+    x = torch.randn(5, 24)
+    assert torch.allclose(f(x), lin(x), atol=1e-5)
+    assert torch.allclose(f.U.weight @ f.V.weight, lin.weight, atol=1e-6)
+
+
+def test_factorized_low_rank_is_eckart_young_optimum():
+    torch.manual_seed(1)
+    lin = nn.Linear(20, 12)
+    s = torch.linalg.svdvals(lin.weight.detach().double())
+    for r in (1, 3, 7):
+        f = lowrank.FactorizedLinear.from_linear(lin, rank=r, init="svd")
+        err = torch.linalg.matrix_norm((f.U.weight @ f.V.weight - lin.weight).double()) ** 2
+        assert torch.isclose(err, (s[r:] ** 2).sum(), rtol=1e-4)
+        assert f.U.weight.shape == (12, r) and f.V.weight.shape == (r, 20)
+
+
+def test_factorized_random_init_and_bad_rank():
+    lin = nn.Linear(8, 8)
+    f = lowrank.FactorizedLinear.from_linear(lin, rank=2, init="random")
+    assert torch.equal(f.U.bias, lin.bias)
+    with pytest.raises(ValueError, match="rank 9 outside"):
+        lowrank.FactorizedLinear(8, 8, 9)
+    with pytest.raises(ValueError, match="allowed: svd, random"):
+        lowrank.FactorizedLinear.from_linear(lin, 2, init="zeros")
+
+
+def test_rank_schedule_linear_and_clamped():
+    s = lowrank.linear_schedule(0.5, 0.1, 5)
+    assert s[0] == 0.5 and abs(s[-1] - 0.1) < 1e-12
+    assert np.allclose(np.diff(s), -0.1)
+    assert lowrank.linear_schedule(0.3, 0.9, 1) == [0.3]
+    assert lowrank.rank_for(0.25, 64, 128, 4) == 16
+    assert lowrank.rank_for(0.01, 64, 128, 4) == 4  # min
+    assert lowrank.rank_for(1.0, 64, 128, 4) == 64  # max = full rank
+    assert lowrank.rank_for(0.5, 3, 128, 4) == 3  # min_rank never exceeds full rank
+
+
+def small_model(layers=3, d=16):
+    spec = dict(d_model=d, num_heads=2, ffn_dim=2 * d, num_layers=layers, conv_kernel=3, subsample_channels=4, dropout=0.0)
+    torch.manual_seed(0)
+    return M.build(spec, n_mels=16, vocab_size=5)
+
+
+def test_factorize_model_ranks_per_type_and_layer():
+    m = small_model(layers=3, d=16)
+    ranks = lowrank.factorize(m, attn=[0.5, 0.25], ff=[1.0, 0.5], min_rank=1, init="svd")
+    q = [ranks[f"encoder.conformer_layers.{i}.self_attn.q"] for i in range(3)]
+    assert q == [8, 6, 4]  # 16 x (0.5, 0.375, 0.25), round half up
+    ff = [ranks[f"encoder.conformer_layers.{i}.ffn1.sequential.1"] for i in range(3)]
+    assert ff == [16, 12, 8]  # min(16, 32) x (1.0, 0.75, 0.5)
+    assert len(ranks) == 3 * (4 + 4)
+
+
+def test_factorize_full_rank_model_equals_dense():
+    m = small_model(layers=2)
+    m.eval()
+    x, lens = torch.randn(2, 30, 16), torch.tensor([30, 22])
+    ref, _ = m(x, lens)
+    lowrank.factorize(m, attn=[1.0, 1.0], ff=[1.0, 1.0], min_rank=1, init="svd")
+    out, _ = m(x, lens)
+    assert torch.allclose(out, ref, atol=1e-4)
+
+
+def test_selfattention_equals_multihead_attention():
+    torch.manual_seed(0)
+    mha = nn.MultiheadAttention(16, 4)
+    sa = M.SelfAttention.from_mha(mha)
+    mha.eval(), sa.eval()
+    x = torch.randn(7, 3, 16)
+    pad = torch.zeros(3, 7, dtype=torch.bool)
+    pad[1, 5:] = True
+    ref, _ = mha(x, x, x, key_padding_mask=pad, need_weights=False)
+    out, _ = sa(x, x, x, key_padding_mask=pad)
+    assert torch.allclose(out, ref, atol=1e-5)
+
+
+def test_greedy_decode_merges_repeats_and_drops_blanks():
+    # frames: 1 1 0 1 2 2 0 0 | padded
+    seq = [1, 1, 0, 1, 2, 2, 0, 0, 3]
+    lp = torch.full((1, 9, 4), -10.0)
+    for t, c in enumerate(seq):
+        lp[0, t, c] = 0
+    assert M.greedy_decode(lp, torch.tensor([8])) == [[1, 1, 2]]
+
+
+# ---------------------------------------------------------------- DDP-ASR
+@pytest.mark.parametrize("rule", ["random", "loss_topk", "epsilon_greedy"])
+@pytest.mark.parametrize("n,fraction", [(10, 0.7), (7, 0.7), (100, 0.3), (3, 0.01), (5, 1.0)])
+def test_ddp_keeps_exactly_the_fraction(rule, n, fraction):
+    sel = ddp.Selector(n, fraction, rule, epsilon=0.3, max_skip=0, seed=1)
+    k = max(1, min(n, int(np.floor(fraction * n + 0.5))))
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        keep = sel.select(rng.random(n))
+        assert len(keep) == k and len(set(keep.tolist())) == k and keep.min() >= 0 and keep.max() < n
+
+
+def test_ddp_topk_keeps_highest_loss_and_unscored_first():
+    sel = ddp.Selector(6, 0.5, "loss_topk", max_skip=0)
+    assert sel.select(np.array([0.1, 0.9, np.nan, 0.5, 0.2, 0.3])).tolist() == [1, 2, 3]
+
+
+def test_ddp_epsilon_greedy_split():
+    sel = ddp.Selector(20, 0.5, "epsilon_greedy", epsilon=0.2, max_skip=0, seed=0)
+    scores = np.arange(20, dtype=float)
+    keep = set(sel.select(scores).tolist())
+    assert set(range(12, 20)) <= keep  # round(0.8 * 10) = 8 highest
+    assert len(keep - set(range(12, 20))) == 2
+
+
+def test_ddp_never_drops_same_items_forever_when_rescored():
+    """Scores refreshed every selection but never changing (the worst case): pure top-k drops the
+    same 30 % forever; with max_skip or epsilon-greedy every item comes back."""
+    n, scores = 20, np.linspace(1, 2, 20)
+    top = ddp.Selector(n, 0.7, "loss_topk", max_skip=0)
+    seen = set()
+    for _ in range(10):
+        seen |= set(top.select(scores).tolist())
+    assert seen == set(range(6, 20))  # the failure mode max_skip exists for
+    for sel in (ddp.Selector(n, 0.7, "loss_topk", max_skip=2), ddp.Selector(n, 0.7, "epsilon_greedy", epsilon=0.3, max_skip=2, seed=3)):
+        last_kept = np.zeros(n, dtype=int)
+        for epoch in range(1, 13):
+            keep = sel.select(scores)
+            assert len(keep) == 14
+            last_kept[keep] = epoch
+            if epoch >= 3:
+                assert (epoch - last_kept <= 2).all()  # nobody skipped more than max_skip selections in a row
+
+
+def test_ddp_segments():
+    assert ddp.segments(100, 40) == [(0, 40), (40, 80), (80, 100)]
+    assert ddp.segments(90, 40) == [(0, 40), (40, 90)]  # a 10-frame tail merges
+    assert ddp.segments(30, 40) == [(0, 30)]
+    with pytest.raises(ValueError):
+        ddp.Selector(5, 0.0, "random")
+    with pytest.raises(KeyError, match="allowed: epsilon_greedy, loss_topk, random"):
+        ddp.Selector(5, 0.5, "hardest")
+
+
+# ---------------------------------------------------------------- MSRS
+def test_msrs_detector_fires_at_the_right_step():
+    """Masks over checks at steps 10, 20, ...: flips 50 %, 20 %, 5 %, 0.5 %, 0.5 %, 0 % of 1000
+    entries; threshold 1 %, patience 2 -> calm at the 5th and 6th checks' comparisons -> fires at step 50."""
+    g = torch.Generator().manual_seed(0)
+    mask = torch.rand(1000, generator=g) > 0.5
+    det = msrs.StabilityDetector(threshold=0.01, patience=2)
+    fired = []
+    det.update(10, mask)
+    for step, n_flip in zip((20, 30, 40, 50, 60, 70), (500, 200, 50, 5, 5, 0)):
+        mask = mask.clone()
+        mask[:n_flip] = ~mask[:n_flip]
+        flips = det.update(step, mask)
+        assert flips == pytest.approx(n_flip / 1000)
+        fired.append(det.fired_at)
+    assert fired == [None, None, None, None, 60, 60]
+
+
+def test_msrs_detector_min_steps_and_reset():
+    m = torch.zeros(100, dtype=torch.bool)
+    det = msrs.StabilityDetector(threshold=0.05, patience=1, min_steps=30)
+    det.update(10, m)
+    det.update(20, m)  # calm but before min_steps
+    assert det.fired_at is None
+    det.update(30, m)
+    assert det.fired_at == 30
+    det2 = msrs.StabilityDetector(0.05, patience=2)
+    det2.update(1, m)
+    det2.update(2, m)
+    m2 = m.clone()
+    m2[:10] = True
+    det2.update(3, m2)  # 10 % flips resets the calm count
+    det2.update(4, m2)
+    assert det2.fired_at is None
+    det2.update(5, m2)
+    assert det2.fired_at == 5
+
+
+def test_masked_linear_soft_hard_and_dense():
+    torch.manual_seed(0)
+    lin = nn.Linear(6, 4)
+    ml = msrs.MaskedLinear(lin, temperature=2.0, init_density=0.9)
+    assert torch.allclose(ml.soft(), torch.full((4, 6), 0.9))
+    x = torch.randn(3, 6)
+    assert torch.allclose(ml(x), x @ (lin.weight * 0.9).T + lin.bias, atol=1e-6)
+    with torch.no_grad():
+        ml.scores[0, :3] = -1.0
+    w_before = lin.weight.detach().clone()
+    ml.freeze()
+    assert ml.binary().sum() == 24 - 3
+    assert torch.allclose(ml(x), x @ (w_before * ml.hard).T + lin.bias, atol=1e-6)
+    dense = ml.to_dense()
+    assert dense.weight is ml.weight  # same parameter object: the optimizer state carries over
+    assert (dense.weight[0, :3] == 0).all() and torch.equal(dense.weight[1:], w_before[1:])
+    with pytest.raises(ValueError, match="init_density"):
+        msrs.MaskedLinear(lin, 1.0, 0.4)
+
+
+def test_msrs_regulariser_is_mean_soft_mask():
+    m = small_model(layers=1)
+    msrs.attach(m, temperature=1.0, init_density=0.8)
+    assert msrs.regulariser(m).item() == pytest.approx(0.8, abs=1e-6)
+    assert msrs.density(m) == 1.0
+    msrs.switch(m, "dense")
+    assert not msrs.masked(m)
+
+
+# ---------------------------------------------------------------- WER / CER
+def test_wer_cer_known_pair():
+    r = wer.error_rates(["the cat sat on the mat"], ["the cat sit on mat"])
+    assert r["word_errors"] == 2 and r["ref_words"] == 6 and r["wer"] == pytest.approx(2 / 6)
+    # characters: 'sat'->'sit' one substitution, 'the ' deleted = 4 -> 5 edits over 22
+    assert r["char_errors"] == 5 and r["ref_chars"] == 22
+    assert wer.error_rates(["a b", "c"], ["a b", "d e"])["wer"] == pytest.approx(2 / 3)
+    with pytest.raises(ValueError):
+        wer.error_rates(["a"], [])
+
+
+def test_edit_distance_equals_torchaudio():
+    import torchaudio.functional as AF
+
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        a = rng.integers(0, 4, rng.integers(0, 9)).tolist()
+        b = rng.integers(0, 4, rng.integers(0, 9)).tolist()
+        assert wer.edit_distance(a, b) == AF.edit_distance(a, b)
+
+
+# ---------------------------------------------------------------- features, units
+def test_units_roundtrip_and_unknown_symbol():
+    v = features.vocabulary(["go left", "stop"], "word")
+    assert v == ["<blank>", "go", "left", "stop"]
+    assert features.decode(features.encode("left go", v, "word"), v, "word") == "left go"
+    vc = features.vocabulary(["ab a"], "char")
+    assert features.decode(features.encode("ab a", vc, "char"), vc, "char") == "ab a"
+    with pytest.raises(ValueError, match="not in the training vocabulary"):
+        features.encode("jump", v, "word")
+    with pytest.raises(ValueError, match="allowed: word, char"):
+        features.vocabulary(["x"], "phone")
+
+
+def test_wav_roundtrip(tmp_path):
+    x = np.sin(np.linspace(0, 100, 1600)).astype(np.float32) * 0.5
+    corpora.write_wav(tmp_path / "a.wav", x, 16000)
+    y, sr = corpora.read_wav(tmp_path / "a.wav")
+    assert sr == 16000 and np.abs(y - x).max() < 1e-4
+    assert len(corpora.speed_perturb(x, 1.1)) == round(1600 / 1.1)
+
+
+def test_voice_split_is_disjoint():
+    vs = corpora.voices(["en", "en-us"], ["m1", "f1", "m2"])
+    s = corpora.split_voices(vs, {"dev": 1, "test": 2}, seed=0)
+    assert len(s["test"]) == 2 and len(s["dev"]) == 1 and len(s["train"]) == 3
+    assert not (set(s["train"]) & set(s["test"])) and not (set(s["train"]) & set(s["dev"]))
+    with pytest.raises(ValueError, match="leaves no training voice"):
+        corpora.split_voices(vs, {"dev": 3, "test": 3}, seed=0)
+
+
+def test_missing_espeak_fails_naming_the_package(monkeypatch, tmp_path):
+    monkeypatch.setattr(corpora.shutil, "which", lambda name: None)
+    with pytest.raises(corpora.MissingTool, match="espeak-ng"):
+        corpora.build({"source": "synthetic"}, tmp_path)
+
+
+SYNTH = dict(source="synthetic", vocabulary=["red", "green", "go"], n_utterances=dict(train=4, dev=1, test=2), words=[1, 2],
+             accents=["en-us", "en-gb"], variants=["m1", "f2"], held_out_voices=dict(dev=1, test=1), speed=[150, 170],
+             pitch=[40, 60], word_gap=[0, 2], speed_perturb=[0.9, 1.1], snr_db=[20, 30], sample_rate=16000, seed=0)
+
+
+@needs_espeak
+def test_synthetic_corpus_and_features(tmp_path):
+    man = corpora.build(SYNTH, tmp_path)
+    assert list(man.split.value_counts().sort_index().items()) == [("dev", 1), ("test", 2), ("train", 4)]
+    assert not set(man[man.split == "train"].voice) & set(man[man.split != "train"].voice)
+    assert (man.seconds > 0.2).all()
+    audio, sr = corpora.read_wav(tmp_path / man.path.iloc[0])
+    assert sr == 16000 and len(audio) == pytest.approx(man.seconds.iloc[0] * sr, abs=1)
+    t = features.compute(man, tmp_path, dict(n_mels=20, win_ms=25, hop_ms=10), 16000)
+    assert t["offsets"][-1] == len(t["feats"]) and t["feats"].shape[1] == 20
+    assert abs(man.seconds.iloc[0] * 100 - (t["offsets"][1] - t["offsets"][0])) <= 2  # 10 ms hop
+
+
+# ---------------------------------------------------------------- the recipe on toy data (no espeak)
+def toy_data(n=10):
+    g = torch.Generator().manual_seed(0)
+    texts = ["a b" if i % 2 else "b" for i in range(n)]
+    splits = ["train"] * (n - 4) + ["dev"] * 2 + ["test"] * 2
+    feats = [torch.randn(24 + 4 * (i % 3), 16, generator=g) for i in range(n)]
+    return train.Data(feats, texts, splits, features.vocabulary(texts, "word"), "word", 0.01)
+
+
+RECIPE = dict(model=dict(d_model=8, num_heads=2, ffn_dim=16, num_layers=2, conv_kernel=3, subsample_channels=2, dropout=0.0),
+              train=dict(epochs=3, batch_size=3, lr=0.003, warmup_steps=2, weight_decay=0.0, grad_clip=5.0, seed=0,
+                         specaugment=dict(freq_mask=2, n_freq_masks=1, time_mask=4, n_time_masks=1)),
+              variants=dict(dense=True, lrsms=dict(settings=[dict(name="r50", attn=[0.5, 0.5], ff=[0.5, 0.5])], random_init=["r50"], min_rank=2),
+                            ddp=dict(fractions=[0.5], granularities=["utterance", "segment"], rule="epsilon_greedy", epsilon=0.2,
+                                     max_skip=2, every_epochs=1, warmup_epochs=1, rescore="all", segment_s=0.15),
+                            msrs=dict(modes=["sparse", "dense"], temperature=1.0, init_density=0.6, lam=5.0, score_lr=0.2,
+                                      check_every=1, flip_threshold=0.5, patience=1, min_steps=3)))
+
+
+def test_every_variant_trains_and_reports():
+    data = toy_data()
+    runs = grid.runs(RECIPE)
+    assert set(runs) == {"dense", "lrsms-r50-svd", "lrsms-r50-random", "ddp-utterance-0.5", "ddp-segment-0.5", "msrs-sparse", "msrs-dense"}
+    out = {name: train.train(spec, RECIPE, data, torch.device("cpu")) for name, spec in runs.items()}
+    full = out["dense"]["metrics"]
+    assert full["audio_s"] == pytest.approx(3 * full["full_epoch_audio_s"])
+    assert out["lrsms-r50-svd"]["metrics"]["params"] < full["params"]
+    d = out["ddp-utterance-0.5"]
+    # epoch 0 full, epochs 1-2 keep 3 of 6 utterances; rescore: all adds a pass over all 6 before each selection
+    assert d["info"]["kept_items"] == 3 and d["info"]["n_items"] == 6
+    assert d["metrics"]["audio_s"] == pytest.approx(full["full_epoch_audio_s"] * 2, rel=0.2)
+    assert d["metrics"]["rescore_audio_s"] == pytest.approx(2 * full["full_epoch_audio_s"])
+    assert out["ddp-segment-0.5"]["metrics"]["audio_s"] < full["audio_s"]
+    s = out["msrs-sparse"]
+    assert s["info"].get("stable_step") is not None
+    assert s["metrics"]["params_effective"] < s["metrics"]["params"]
+    assert "density" in s["curve"]
+    for o in out.values():
+        assert 0 <= o["metrics"]["test_wer"] and np.isfinite(o["curve"].loss).all()
+
+
+# ---------------------------------------------------------------- config checks
+def _cfg():
+    import yaml
+
+    from conftest import ROOT
+
+    return yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+
+
+def test_config_bad_values_fail_naming_the_key():
+    base = _cfg()
+    check(base)
+    c = json.loads(json.dumps(base))
+    c["speech"]["variants"]["lrsms"]["random_init"] = ["r99"]
+    with pytest.raises(ConfigError, match="random_init names unknown settings"):
+        check(c)
+    c = json.loads(json.dumps(base))
+    c["speech"]["corpus"]["held_out_voices"] = {"dev": 50, "test": 50}
+    with pytest.raises(ConfigError, match="held_out_voices"):
+        check(c)
+    c = json.loads(json.dumps(base))
+    c["speech"]["model"]["num_heads"] = 5
+    with pytest.raises(ConfigError, match="d_model"):
+        check(c)
+    c = json.loads(json.dumps(base))
+    c["speech"]["corpus"] = {"source": "librispeech", "name": "ls"}
+    with pytest.raises(ConfigError, match="path .* or speech.corpus.hf_id"):
+        check(c)
+
+
+# ---------------------------------------------------------------- end to end (shared smoke run)
+@pytest.mark.workflow
+def test_speech_in_smoke_run(smoke):
+    t = pd.read_csv(smoke.results("tables", "speech.csv"))
+    runs = set(t.run)
+    assert {"dense"} <= runs and any(r.startswith("lrsms") for r in runs) and any(r.startswith("ddp") for r in runs) \
+        and any(r.startswith("msrs") for r in runs)
+    w = t[t.metric == "test_wer"]
+    assert len(w) == len(runs) and w.value.astype(float).between(0, 5).all()
+    for col in ("corpus", "run", "variant", "setting", "metric", "value", "seed", "versions", "wall_s", "peak_rss_mb"):
+        assert col in t.columns
+    for k in ("lrsms", "ddp", "msrs"):
+        assert smoke.results("figures", f"speech-{k}.png").stat().st_size > 1000

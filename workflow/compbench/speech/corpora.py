@@ -1,0 +1,242 @@
+"""ASR corpora: a registry of sources, each writing a manifest (one row per utterance).
+
+Manifest columns: ``id, split, path, text, voice, seconds`` (+ synthesis settings for the
+synthetic corpus). Splits are ``train``, ``dev``, ``test``.
+
+* ``synthetic`` (embedded default, offline): word sequences over a small vocabulary spoken by
+  Debian's ``espeak-ng`` with varied voices (accent x variant), speed, pitch and word gap, then
+  speed perturbation (resampling) and additive white noise at a random SNR. Train/dev/test are
+  split **by voice**: dev and test voices never occur in train.
+* ``librispeech`` (real): a LibriSpeech tree on disk (``path``: ``<root>/<subset>/<spk>/<chapter>/``
+  with ``*.trans.txt`` and FLAC files) or a Hugging Face dataset id (``hf_id``). FLAC decoding needs
+  ``soundfile``; neither is needed by the embedded default.
+
+WAV files are written and read with the standard library's ``wave`` module (16-bit PCM mono):
+torchaudio >= 2.9 moved audio loading to torchcodec, which this project does not install.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import random
+import shutil
+import subprocess
+import wave
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..registry import Registry
+
+CORPORA: Registry = Registry("ASR corpus source")
+SPLITS = ("train", "dev", "test")
+
+
+class MissingTool(RuntimeError):
+    """A system program or optional package a corpus needs is not installed."""
+
+
+# ---------------------------------------------------------------- WAV I/O (standard library)
+def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int) -> None:
+    """Write float audio in [-1, 1] as 16-bit PCM mono."""
+    pcm = np.clip(np.asarray(audio, dtype=np.float64), -1.0, 1.0)
+    pcm = np.round(pcm * 32767).astype("<i2")
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(int(sample_rate))
+        w.writeframes(pcm.tobytes())
+
+
+def _pcm_to_float(raw: bytes, sampwidth: int, channels: int) -> np.ndarray:
+    if sampwidth != 2:
+        raise ValueError(f"only 16-bit PCM WAV is supported, got {8 * sampwidth}-bit")
+    x = np.frombuffer(raw[: len(raw) // (2 * channels) * 2 * channels], dtype="<i2").astype(np.float32) / 32768.0
+    return x.reshape(-1, channels).mean(axis=1) if channels > 1 else x
+
+
+def read_wav(path_or_bytes) -> tuple[np.ndarray, int]:
+    """Read a PCM WAV (file path or bytes) -> (float32 mono audio, sample rate).
+
+    Streams written by ``espeak-ng --stdout`` carry a placeholder length (0x7fffffff);
+    reading up to the end of the data handles them."""
+    src = io.BytesIO(path_or_bytes) if isinstance(path_or_bytes, (bytes, bytearray)) else str(path_or_bytes)
+    with wave.open(src, "rb") as w:
+        sr, ch, sw = w.getframerate(), w.getnchannels(), w.getsampwidth()
+        raw = w.readframes(w.getnframes())
+    return _pcm_to_float(raw, sw, ch), sr
+
+
+def resample(x: np.ndarray, orig: int, new: int) -> np.ndarray:
+    import torch
+    import torchaudio.functional as AF
+
+    if orig == new:
+        return x.astype(np.float32)
+    return AF.resample(torch.from_numpy(x.astype(np.float32)), orig, new).numpy()
+
+
+# ---------------------------------------------------------------- synthetic corpus (espeak-ng)
+def espeak_binary() -> str:
+    exe = shutil.which("espeak-ng")
+    if exe is None:
+        raise MissingTool(
+            "the synthetic speech corpus needs the Debian package `espeak-ng` (program espeak-ng not found on PATH); "
+            "install it with `apt-get install espeak-ng` (workflow/run.sh does so when run as root, "
+            "see workflow/system-packages.txt), or use speech.corpus.source: librispeech"
+        )
+    return exe
+
+
+def espeak(text: str, voice: str, speed: int, pitch: int, gap: int) -> tuple[np.ndarray, int]:
+    """Speak ``text`` with espeak-ng: voice ``accent+variant``, speed in words/min, pitch 0-99,
+    word gap in units of 10 ms. Returns (audio, sample rate)."""
+    cmd = [espeak_binary(), "-v", voice, "-s", str(int(speed)), "-p", str(int(pitch)), "-g", str(int(gap)), "--stdout", text]
+    proc = subprocess.run(cmd, capture_output=True, timeout=60)
+    if proc.returncode != 0 or len(proc.stdout) <= 44:
+        raise RuntimeError(f"espeak-ng failed for voice {voice!r}: {proc.stderr.decode(errors='replace')[-500:]}")
+    return read_wav(proc.stdout)
+
+
+def voices(accents: list[str], variants: list[str]) -> list[str]:
+    return [f"{a}+{v}" for a, v in itertools.product(accents, variants)]
+
+
+def split_voices(all_voices: list[str], held_out: dict, seed: int) -> dict[str, list[str]]:
+    """Disjoint voice sets per split: ``held_out`` = {dev: n, test: n}; the rest train."""
+    n_dev, n_test = int(held_out.get("dev", 0)), int(held_out.get("test", 0))
+    if n_dev + n_test >= len(all_voices):
+        raise ValueError(
+            f"speech.corpus.held_out_voices dev={n_dev} + test={n_test} leaves no training voice out of {len(all_voices)}"
+        )
+    rng = random.Random(seed)
+    order = sorted(all_voices)
+    rng.shuffle(order)
+    return {"test": sorted(order[:n_test]), "dev": sorted(order[n_test : n_test + n_dev]), "train": sorted(order[n_test + n_dev :])}
+
+
+def sample_utterance(rng: random.Random, spec: dict, voice_pool: list[str]) -> dict:
+    lo, hi = spec["words"]
+    words = [rng.choice(spec["vocabulary"]) for _ in range(rng.randint(lo, hi))]
+    return {
+        "text": " ".join(words),
+        "voice": rng.choice(voice_pool),
+        "speed": rng.randint(*spec["speed"]),
+        "pitch": rng.randint(*spec["pitch"]),
+        "gap": rng.randint(*spec["word_gap"]),
+        "perturb": round(rng.uniform(*spec["speed_perturb"]), 4),
+        "snr_db": round(rng.uniform(*spec["snr_db"]), 2),
+        "noise_seed": rng.randrange(2**31),
+    }
+
+
+def speed_perturb(x: np.ndarray, factor: float) -> np.ndarray:
+    """Speed perturbation by resampling (linear interpolation): ``factor`` > 1 is faster and
+    higher, like Kaldi's speed perturbation (sox ``speed``)."""
+    if factor == 1:
+        return x
+    n = int(round(len(x) / factor))
+    return np.interp(np.arange(n) * factor, np.arange(len(x)), x).astype(np.float32)
+
+
+def render(u: dict, sample_rate: int) -> np.ndarray:
+    """espeak-ng -> resample to ``sample_rate`` -> speed perturbation by ``perturb`` -> white
+    noise at ``snr_db`` -> peak-normalise to 0.9."""
+    audio, sr = espeak(u["text"], u["voice"], u["speed"], u["pitch"], u["gap"])
+    audio = speed_perturb(resample(audio, sr, sample_rate), u["perturb"])
+    power = float(np.mean(audio**2)) + 1e-12
+    noise = np.random.default_rng(u["noise_seed"]).standard_normal(len(audio)).astype(np.float32)
+    audio = audio + noise * np.sqrt(power / 10 ** (u["snr_db"] / 10))
+    return (0.9 * audio / (np.abs(audio).max() + 1e-9)).astype(np.float32)
+
+
+@CORPORA.register("synthetic")
+def synthetic(spec: dict, out_dir: Path, log=None) -> pd.DataFrame:
+    espeak_binary()  # fail fast, naming the package
+    from tqdm import tqdm
+
+    rng = random.Random(spec["seed"])
+    by_split = split_voices(voices(spec["accents"], spec["variants"]), spec["held_out_voices"], spec["seed"])
+    rows = []
+    wav_dir = Path(out_dir) / "wav"
+    wav_dir.mkdir(parents=True, exist_ok=True)
+    plan = []
+    for split in SPLITS:
+        for i in range(int(spec["n_utterances"][split])):
+            plan.append((split, f"{split}-{i:05d}", sample_utterance(rng, spec, by_split[split])))
+    sr = int(spec["sample_rate"])
+    for split, uid, u in tqdm(plan, desc="espeak-ng", mininterval=5):
+        audio = render(u, sr)
+        path = wav_dir / f"{uid}.wav"
+        write_wav(path, audio, sr)
+        rows.append({"id": uid, "split": split, "path": str(path.relative_to(out_dir)), "seconds": round(len(audio) / sr, 4), **u})
+    if log:
+        for s in SPLITS:
+            log.info("%s voices (%d): %s", s, len(by_split[s]), ", ".join(by_split[s]))
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------- LibriSpeech (real)
+def read_flac(path: str | Path) -> tuple[np.ndarray, int]:
+    try:
+        import soundfile  # optional: only the real path decodes FLAC
+    except ImportError:
+        raise MissingTool(f"{path}: reading LibriSpeech FLAC needs the Python package `soundfile` (pip install soundfile)") from None
+    x, sr = soundfile.read(str(path), dtype="float32")
+    return (x.mean(axis=1) if x.ndim > 1 else x), sr
+
+
+@CORPORA.register("librispeech")
+def librispeech(spec: dict, out_dir: Path, log=None) -> pd.DataFrame:
+    """LibriSpeech by path (official tree) or by HF id; audio converted to 16 kHz WAV here."""
+    rows = []
+    wav_dir = Path(out_dir) / "wav"
+    wav_dir.mkdir(parents=True, exist_ok=True)
+    sr_out = int(spec["sample_rate"])
+    limit = spec.get("max_utterances") or None
+    for split in SPLITS:
+        subsets = spec["splits"][split]
+        subsets = [subsets] if isinstance(subsets, str) else subsets
+        for subset in subsets:
+            for uid, audio, sr, text, speaker in _librispeech_items(spec, subset):
+                if limit and sum(r["split"] == split for r in rows) >= limit:
+                    break
+                audio = resample(audio, sr, sr_out)
+                path = wav_dir / f"{uid}.wav"
+                write_wav(path, audio, sr_out)
+                rows.append({"id": uid, "split": split, "path": str(path.relative_to(out_dir)), "seconds": round(len(audio) / sr_out, 4),
+                             "text": text.lower(), "voice": str(speaker)})
+    if not rows:
+        raise FileNotFoundError(f"speech.corpus: no LibriSpeech utterances found for splits {spec['splits']}")
+    return pd.DataFrame(rows)
+
+
+def _librispeech_items(spec: dict, subset: str):
+    if spec.get("path"):
+        root = Path(spec["path"]) / subset
+        if not root.is_dir():
+            raise FileNotFoundError(f"speech.corpus.path: {root} is not a directory (expected <path>/{subset}/<speaker>/<chapter>/)")
+        for trans in sorted(root.glob("*/*/*.trans.txt")):
+            for line in trans.read_text().splitlines():
+                uid, _, text = line.partition(" ")
+                audio, sr = read_flac(trans.parent / f"{uid}.flac")
+                yield uid, audio, sr, text, uid.split("-")[0]
+        return
+    if not spec.get("hf_id"):
+        raise ValueError("speech.corpus.source=librispeech needs speech.corpus.path or speech.corpus.hf_id")
+    try:
+        import datasets
+
+        name, _, split = subset.partition(":")  # e.g. "clean:train.100"
+        ds = datasets.load_dataset(spec["hf_id"], name or None, split=split or "train", streaming=True)
+    except Exception as e:  # offline, unknown id, no audio decoder
+        raise RuntimeError(f"speech.corpus.hf_id={spec['hf_id']!r} subset {subset!r} could not be loaded ({type(e).__name__}: {e})") from e
+    for ex in ds:
+        a = ex["audio"]
+        yield str(ex["id"]), np.asarray(a["array"], dtype=np.float32), int(a["sampling_rate"]), ex["text"], ex.get("speaker_id", "")
+
+
+def build(spec: dict, out_dir: str | Path, log=None) -> pd.DataFrame:
+    return CORPORA.get(spec["source"])(spec, Path(out_dir), log=log)

@@ -1,0 +1,74 @@
+"""Figures of the speech line: WER vs parameters (LR-SMS), WER vs training time (DDP-ASR),
+mask density over steps (MSRS)."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from ..figures import plt
+
+
+def _wide(table: pd.DataFrame) -> pd.DataFrame:
+    t = table[table.metric != "info"].copy()
+    t["value"] = pd.to_numeric(t["value"])
+    return t.pivot_table(index=["run", "variant"], columns="metric", values="value").reset_index()
+
+
+def _empty(ax, what):
+    ax.text(0.5, 0.5, f"no {what} runs in this config", ha="center", va="center", transform=ax.transAxes)
+
+
+def lrsms(table: pd.DataFrame):
+    w = _wide(table)
+    fig, ax = plt.subplots(figsize=(5.5, 3.8), layout="constrained")
+    d = w[w.variant == "dense"]
+    ax.scatter(d.params / 1e3, 100 * d.test_wer, marker="*", s=160, color="k", label="dense", zorder=3)
+    lr = w[w.variant == "lrsms"]
+    if lr.empty:
+        _empty(ax, "LR-SMS")
+    for init, marker in (("svd", "o"), ("random", "x")):
+        s = lr[lr.run.str.endswith(f"-{init}")]
+        ax.scatter(s.params / 1e3, 100 * s.test_wer, marker=marker, s=60, label=f"LR-SMS ({init} init)")
+        for _, r in s.iterrows():
+            ax.annotate(r.run.split("-")[1], (r.params / 1e3, 100 * r.test_wer), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    ax.set_xlabel("parameters (thousands)")
+    ax.set_ylabel("test WER (%), unseen voices")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def ddp(table: pd.DataFrame):
+    w = _wide(table)
+    fig, ax = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained")
+    d = w[w.variant == "dense"]
+    s = w[w.variant == "ddp"]
+    for a, x, lab in ((ax[0], "train_s", "training wall time (s)"), (ax[1], "audio_s", "audio seconds processed")):
+        a.scatter(d[x], 100 * d.test_wer, marker="*", s=160, color="k", label="dense (100 %)", zorder=3)
+        a.scatter(s[x], 100 * s.test_wer, s=60, label="DDP-ASR")
+        for _, r in s.iterrows():
+            a.annotate(r.run.replace("ddp-", ""), (r[x], 100 * r.test_wer), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        a.set_xlabel(lab)
+        a.set_ylabel("test WER (%)")
+        if s.empty:
+            _empty(a, "DDP")
+    ax[0].legend(fontsize=8)
+    return fig
+
+
+def msrs(curves: list[pd.DataFrame], table: pd.DataFrame):
+    w = _wide(table)
+    fig, ax = plt.subplots(figsize=(5.5, 3.8), layout="constrained")
+    if not curves:
+        _empty(ax, "MSRS")
+    for c in curves:
+        c = c.dropna(subset=["density"]) if "density" in c else c.iloc[:0]
+        if c.empty:
+            continue
+        run = c.run.iloc[0]
+        wer = w.loc[w.run == run, "test_wer"]
+        ax.plot(c.step, c.density, "o-", ms=3, label=f"{run} (test WER {100 * wer.iloc[0]:.1f} %)" if len(wer) else run)
+    ax.set_xlabel("training step")
+    ax.set_ylabel("mask density (kept fraction)")
+    ax.set_ylim(0, 1.02)
+    ax.legend(fontsize=8)
+    return fig
