@@ -97,6 +97,7 @@ def main():
         sout = Path(args.out).with_name("stages.csv")
         if sout.exists():
             t = pd.concat([pd.read_csv(sout), t], ignore_index=True)
+        sout.parent.mkdir(parents=True, exist_ok=True)
         t.to_csv(sout, index=False)
         print(t.to_string(index=False))
         return
