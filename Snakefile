@@ -28,8 +28,12 @@ check_config(config)
 
 report: "workflow/report/workflow.rst"
 
-# common.smk first (helpers), then every stage file; a new stage is a new file.
+# common.smk first (shared helpers), then rules/common/<line>.smk (a line's helpers:
+# Snakemake's linter wants functions and rules in separate files), then every stage file.
 include: "rules/common.smk"
+# each line's own helpers (functions, variant providers, final targets), then its rules
+for _smk in sorted(Path(workflow.basedir, "rules", "common").glob("*.smk")):
+    include: str(_smk)
 for _smk in sorted(Path(workflow.basedir, "rules").glob("*.smk")):
     if _smk.name != "common.smk":
         include: str(_smk)

@@ -2,7 +2,11 @@
 tiny-model training and evaluation throughput. Appends one row per measurement to
 workflow/benchmarks/spine.csv (a table kept in the repo) with the machine it ran on.
 
-    bash workflow/run.sh python workflow/scripts/benchmark.py [--skip-main] [--skip-tests]
+    bash workflow/run.sh python workflow/scripts/benchmark.py [--skip-main] [--skip-tests] [--workdir DIR]
+
+Also writes workflow/benchmarks/stages.csv: per stage (corpus, pretrain, spectra,
+calibration, allocation, prune:<method>, perplexity, ...) the jobs, wall and CPU
+seconds and peak memory, from the `benchmark:` files of the run.
 
 The cold main job runs in a fresh temporary directory (nothing cached but the
 corpus wheel download), exactly as `workflow/run.sh main` would.
@@ -38,6 +42,31 @@ def timed(cmd, cwd) -> float:
     return time.perf_counter() - t0
 
 
+def stage(rel: Path) -> str:
+    """Stage of a job from its benchmark path: the first folder, and for pruning
+    the method too (prune/<model>/prune-<method>-... -> prune:<method>)."""
+    first = rel.parts[0]
+    if first == "prune":
+        return f"prune:{rel.stem.split('-')[1]}"
+    if first == "perplexity":
+        return "perplexity"
+    return first if len(rel.parts) > 1 else rel.stem
+
+
+def stage_table(bench: Path) -> pd.DataFrame:
+    """Per stage: jobs, total and mean wall seconds, total CPU seconds, peak RSS
+    (from the `benchmark:` files Snakemake writes for every compute job)."""
+    rows = []
+    for f in sorted(bench.rglob("*.tsv")):
+        b = pd.read_csv(f, sep="\t").iloc[0]
+        rows.append({"stage": stage(f.relative_to(bench)), "s": b["s"], "cpu_s": b.get("cpu_time", float("nan")), "max_rss_mb": b.get("max_rss", float("nan"))})
+    df = pd.DataFrame(rows)
+    if df.empty:
+        return df
+    return df.groupby("stage").agg(jobs=("s", "size"), total_s=("s", "sum"), mean_s=("s", "mean"),
+                                   total_cpu_s=("cpu_s", "sum"), max_rss_mb=("max_rss_mb", "max")).reset_index()
+
+
 class _kept:
     """A context manager yielding a directory that is kept afterwards."""
 
@@ -58,8 +87,19 @@ def main():
     ap.add_argument("--skip-tests", action="store_true")
     ap.add_argument("--configfile", default=None, help="another config than the embedded default")
     ap.add_argument("--workdir", default=None, help="run the main job here and keep its results (must not exist yet)")
+    ap.add_argument("--stages-of", default=None, help="only (re)write the per-stage table from an existing run directory")
     ap.add_argument("--out", default=str(ROOT / "workflow" / "benchmarks" / "spine.csv"))
     args = ap.parse_args()
+    if args.stages_of:
+        t = stage_table(Path(args.stages_of) / "results/benchmarks")
+        t.insert(0, "date", datetime.date.today().isoformat())
+        t.insert(1, "load_1min_before", float("nan"))  # unknown for a past run
+        sout = Path(args.out).with_name("stages.csv")
+        if sout.exists():
+            t = pd.concat([pd.read_csv(sout), t], ignore_index=True)
+        t.to_csv(sout, index=False)
+        print(t.to_string(index=False))
+        return
     rows = []
     snake = str(Path(sys.executable).with_name("snakemake"))
     if not args.skip_main:
@@ -82,6 +122,13 @@ def main():
             for f in sorted((Path(wd) / "results/benchmarks").rglob("*.tsv")):
                 b = pd.read_csv(f, sep="\t")
                 rows.append({**m, "measure": f"job {f.relative_to(Path(wd) / 'results/benchmarks').with_suffix('')}", "value": b.s.iloc[0], "unit": "s"})
+            stages = stage_table(Path(wd) / "results/benchmarks")
+            stages.insert(0, "date", m["date"])
+            stages.insert(1, "load_1min_before", m["load_1min_before"])
+            sout = Path(args.out).with_name("stages.csv")
+            if sout.exists():
+                stages = pd.concat([pd.read_csv(sout), stages], ignore_index=True)
+            stages.to_csv(sout, index=False)
     if not args.skip_tests:
         m = machine()
         rows.append({**m, "measure": "test command", "value": timed([sys.executable, "-m", "pytest", "-q"], ROOT), "unit": "s"})
