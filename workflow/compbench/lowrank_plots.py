@@ -63,7 +63,12 @@ def perplexity_vs_ratio(table: pd.DataFrame, title: str):
 
 
 def finetune_panel(curves: pd.DataFrame, table: pd.DataFrame, title: str):
-    """Validation loss vs tokens per fine-tuning run; throughput, memory and trainable parameters."""
+    """Validation loss vs tokens per fine-tuning run; throughput, optimizer memory and trainable parameters."""
+    if curves.empty:
+        fig, ax = plt.subplots(figsize=(4, 1))
+        ax.axis("off")
+        ax.set_title("no fine-tuning run configured (lowrank.finetune)")
+        return fig
     fig, axes = plt.subplots(1, 4, figsize=(17, 3.8), layout="constrained")
     runs = list(curves.groupby("variant"))
     for i, (v, g) in enumerate(runs):
@@ -74,8 +79,8 @@ def finetune_panel(curves: pd.DataFrame, table: pd.DataFrame, title: str):
     axes[0].legend(fontsize=6)
     t = table[table.finetune != "none"]
     labels = [v.replace("lowrank-", "") for v, _ in runs]
-    for ax, metric, ylabel in zip(axes[1:], ["tokens_per_s", "rss_growth_mb", "trainable_params"],
-                                  ["training tokens/s", "peak RSS growth in training (MB)", "trainable parameters"]):
+    for ax, metric, ylabel in zip(axes[1:], ["tokens_per_s", "optimizer_state_mb", "trainable_params"],
+                                  ["training tokens/s", "AdamW state (MB)", "trainable parameters"]):
         vals = [t[(t.variant == v) & (t.metric == metric)].value.mean() for v, _ in runs]
         ax.bar(np.arange(len(runs)), vals, color=[f"C{i}" for i in range(len(runs))])
         ax.set_xticks(np.arange(len(runs)))

@@ -4,8 +4,10 @@ fine-tuning modes. Appends rows to workflow/benchmarks/welore.csv (kept in the r
 
     bash workflow/run.sh python workflow/scripts/benchmark_welore.py [--model results/models/tiny] [--synthetic]
 
-Every (model, variant, mode) runs in its own process, so peak RSS (CPU) or CUDA max
-allocated is that configuration's alone. ``--model`` benchmarks a saved model
+All configurations run in one process, one after the other. Memory: on CUDA the max
+allocated during the timed steps; on the CPU the peak resident set size during them
+(sampled every 2 ms by a thread from /proc/self/statm) above the RSS before them,
+plus the exact bytes of parameters, gradients and AdamW state (``state_mb``). ``--model`` benchmarks a saved model
 (e.g. the embedded default's tiny LLaMA); ``--synthetic`` a larger LLaMA-shaped model
 (hidden 1024, intermediate 2752, 4 blocks) whose weights are given power-law
 spectra with a different exponent per matrix, so that WeLore's rule has
@@ -13,10 +15,8 @@ non-uniform tails to act on. Random weights: speed and memory only, no quality.
 """
 import argparse
 import datetime
-import json
 import os
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -60,63 +60,93 @@ def build(model_arg: str, synthetic: bool, allocation: str | None, ratio: float)
     return model
 
 
-def one(args) -> dict:
+class RssSampler:
+    """Peak resident set size (MB) of this process while the block runs, sampled by a thread."""
+
+    def __init__(self, every: float = 0.002):
+        import threading
+
+        self.every, self.peak, self._stop = every, 0.0, threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+
+    @staticmethod
+    def rss_mb() -> float:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.rss_mb())
+            time.sleep(self.every)
+
+    def __enter__(self):
+        self.before = self.rss_mb()
+        self.peak = self.before
+        self._t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._t.join()
+        self.peak = max(self.peak, self.rss_mb())
+
+
+def one(args, allocation, ratio, mode, device) -> dict:
+    import gc
+
     import torch
 
-    from compbench import device as dev
     from compbench import lrc_finetune
-    from compbench.provenance import peak_rss_mb
 
-    torch.set_num_threads(args.threads)
-    device = dev.pick("auto")
-    model = build(args.model, args.synthetic, args.allocation, args.ratio).to(device)
+    gc.collect()
+    model = build(args.model, args.synthetic, allocation, ratio).to(device)
     n_params = sum(p.numel() for p in model.parameters())
-    vocab = model.config.vocab_size
-    x = torch.randint(0, vocab, (args.batch, args.seq), device=device)
-    rss0 = peak_rss_mb()
+    x = torch.randint(0, model.config.vocab_size, (args.batch, args.seq), device=device)
+    row = {"params": n_params}
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
-    row = {"params": n_params}
-    if args.mode == "infer":
-        model.eval()
-        with torch.no_grad():
-            model(x)  # warm-up
+    with RssSampler() as mem:
+        if mode == "infer":
+            model.eval()
+            row["trainable_params"] = 0
+            row["state_mb"] = sum(p.numel() * p.element_size() for p in model.parameters()) / 2**20
+            with torch.no_grad():
+                model(x)  # warm-up
+                times = []
+                for _ in range(args.reps):
+                    t0 = time.perf_counter()
+                    model(x)
+                    if device.type == "cuda":
+                        torch.cuda.synchronize()
+                    times.append(time.perf_counter() - t0)
+        else:
+            spec = lrc_finetune.FTSpec(steps=1, batch_size=args.batch, lr=1e-4, warmup=1, weight_decay=0.0, eval_every=1, eval_windows=1, seed=0)
+            model = lrc_finetune.MODES.get(mode)(model, spec)
+            params = [p for p in model.parameters() if p.requires_grad]
+            row["trainable_params"] = sum(p.numel() for p in params)
+            row["state_mb"] = (sum(p.numel() * p.element_size() for p in model.parameters())
+                               + sum(3 * p.numel() * p.element_size() for p in params)) / 2**20  # weights + grads + 2 Adam moments
+            opt = torch.optim.AdamW(params, lr=1e-4)
+            model.train()
             times = []
-            for _ in range(args.reps):
+            for i in range(args.reps + 1):
                 t0 = time.perf_counter()
-                model(x)
+                loss = model(input_ids=x, labels=x).loss
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
                 if device.type == "cuda":
                     torch.cuda.synchronize()
-                times.append(time.perf_counter() - t0)
-        times.sort()
-        row["tokens_per_s"] = x.numel() / times[len(times) // 2]
-        row["trainable_params"] = 0
-    else:
-        spec = lrc_finetune.FTSpec(steps=1, batch_size=args.batch, lr=1e-4, warmup=1, weight_decay=0.0, eval_every=1, eval_windows=1, seed=0)
-        model = lrc_finetune.MODES.get(args.mode)(model, spec)
-        params = [p for p in model.parameters() if p.requires_grad]
-        row["trainable_params"] = sum(p.numel() for p in params)
-        opt = torch.optim.AdamW(params, lr=1e-4)
-        model.train()
-        times = []
-        for i in range(args.reps + 1):
-            t0 = time.perf_counter()
-            loss = model(input_ids=x, labels=x).loss
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            if i:
-                times.append(time.perf_counter() - t0)  # the first step (lazy optimizer state) is not timed
-        times.sort()
-        row["tokens_per_s"] = x.numel() / times[len(times) // 2]
-    row["peak_rss_mb"] = peak_rss_mb()
-    row["rss_growth_mb"] = peak_rss_mb() - rss0
+                if i:
+                    times.append(time.perf_counter() - t0)  # the first step (lazy optimizer state) is not timed
+    times.sort()
+    row["tokens_per_s"] = x.numel() / times[len(times) // 2]
+    row["rss_growth_mb"] = mem.peak - mem.before
     if device.type == "cuda":
         row["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20
     row["device"] = str(device)
+    del model
     return row
 
 
@@ -129,15 +159,14 @@ def main():
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=str(ROOT / "workflow" / "benchmarks" / "welore.csv"))
-    ap.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
-    ap.add_argument("--allocation", default=None, help=argparse.SUPPRESS)
-    ap.add_argument("--ratio", type=float, default=0.0, help=argparse.SUPPRESS)
-    ap.add_argument("--mode", default="infer", help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if args.one:
-        print("ROW " + json.dumps(one(args)))
-        return
     import pandas as pd
+    import torch
+
+    from compbench import device as dev
+
+    torch.set_num_threads(args.threads)
+    device = dev.pick("auto")
 
     cpu = platform.processor()
     try:
@@ -150,13 +179,8 @@ def main():
         for mode in MODES:
             if alloc is None and mode == "lrc":
                 continue  # a dense model has no LRC
-            cmd = [sys.executable, __file__, "--one", "--mode", mode, "--ratio", str(ratio), "--model", args.model, "--batch", str(args.batch),
-                   "--seq", str(args.seq), "--reps", str(args.reps), "--threads", str(args.threads)]
-            cmd += ["--synthetic"] if args.synthetic else []
-            cmd += ["--allocation", alloc] if alloc else []
             load = os.getloadavg()[0]
-            out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-            r = json.loads(next(l for l in out.splitlines() if l.startswith("ROW "))[4:])
+            r = one(args, alloc, ratio, mode, device)
             row = {"date": datetime.date.today().isoformat(), "cpu": cpu, "cores": os.cpu_count(), "threads": args.threads, "load_1min_before": load,
                    "model": name, "variant": label if alloc is None else f"{label}-{ratio}", "mode": mode, "batch": args.batch, "seq": args.seq, **r}
             print(row, flush=True)

@@ -42,5 +42,5 @@ with runlog.to_file(snakemake.log[0]) as log:
     df.insert(0, "model", w.model)
     for k, v in summary.items():
         if k != "mode":
-            df[k] = v
+            df[k if k not in df.columns else f"total_{k}"] = v  # per-step `tokens` stays; the run's total is total_tokens
     write_table(snakemake.output.curve, df.assign(**rec))

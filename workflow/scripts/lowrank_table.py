@@ -6,7 +6,7 @@ from compbench import runlog
 from compbench.artifacts import read_table, write_table
 
 COMPRESS_METRICS = ["rank_reduction", "rounding", "param_compression", "n_lrc", "factors_bytes", "replaced_dense_bytes", "tau", "trimmed"]
-FT_METRICS = ["trainable_params", "total_params", "trainable_fraction", "tokens", "train_s", "tokens_per_s", "peak_rss_mb", "rss_growth_mb",
+FT_METRICS = ["trainable_params", "total_params", "trainable_fraction", "total_tokens", "train_s", "tokens_per_s", "peak_rss_mb", "rss_growth_mb",
               "optimizer_state_mb", "peak_cuda_mb", "val_loss_before", "val_loss_after", "train_loss_last10"]
 
 with runlog.to_file(snakemake.log[0]) as log:
