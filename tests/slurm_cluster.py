@@ -180,9 +180,30 @@ def local_cluster(d: Path, cpus: int | None = None, mem_mb: int | None = None):
         _wait(lambda: _idle(cluster), 60, "node localhost did not become idle", cluster)
         yield cluster
     finally:
-        if "slurmctld" in procs and procs["slurmctld"].poll() is None:
-            subprocess.run(["scancel", "--full", "--partition=debug"], env=env, capture_output=True, timeout=30)
+        _drain(cluster)
         _stop(procs)
+
+
+def _drain(cluster) -> None:
+    """Cancel every job of this cluster and make sure its processes are gone
+    before the daemons stop (slurmstepd outlives slurmd otherwise)."""
+    if "slurmctld" not in cluster.procs or cluster.procs["slurmctld"].poll() is not None:
+        return
+    subprocess.run(["scancel", "--full", "--partition=debug"], env=cluster.env, capture_output=True, timeout=30)
+    t0 = time.time()
+    while time.time() - t0 < 30:
+        out = subprocess.run(["squeue", "-h", "-t", "PD,R,CG,S"], env=cluster.env, capture_output=True, text=True, timeout=10).stdout
+        if not out.strip():
+            return
+        time.sleep(1)
+    # Still there: kill the job processes slurmd reports for this node, by PID.
+    if "slurmd" in cluster.procs and cluster.procs["slurmd"].poll() is None:
+        out = subprocess.run(["scontrol", "listpids"], env=cluster.env, capture_output=True, text=True, timeout=10).stdout
+        for line in out.splitlines()[1:]:
+            pid = line.split()[0]
+            if pid.isdigit():
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(int(pid), signal.SIGKILL)
 
 
 def _ok(cluster, *cmd) -> bool:
