@@ -117,3 +117,18 @@ def final_outputs():
     for item in FINAL:
         out += item() if callable(item) else [item]
     return out
+
+
+# Speech line (rules/speech.smk): config section, runs, results folder.
+def speech_cfg():
+    return config["speech"]
+
+
+def speech_runs():
+    from compbench.speech.grid import runs
+
+    return runs(config["speech"]) if "speech" in config else {}
+
+
+def speech_dir():
+    return f"{RESULTS}/speech/{speech_cfg()['corpus']['name']}"
