@@ -155,3 +155,18 @@ def apply_slurm_placement():
                 r.resources[key] = slurm_placement(key, rule_gpu=raw if isinstance(raw, int) else None)
             else:
                 r.resources[key] = slurm_placement(key)
+
+
+# Speech line (rules/speech.smk): config section, runs, results folder.
+def speech_cfg():
+    return config["speech"]
+
+
+def speech_runs():
+    from compbench.speech.grid import runs
+
+    return runs(config["speech"]) if "speech" in config else {}
+
+
+def speech_dir():
+    return f"{RESULTS}/speech/{speech_cfg()['corpus']['name']}"

@@ -2,20 +2,6 @@
 # Conformer-CTC trained dense | LR-SMS | DDP-ASR | MSRS -> WER/CER table and figures.
 
 
-def speech_cfg():
-    return config["speech"]
-
-
-def speech_runs():
-    from compbench.speech.grid import runs
-
-    return runs(config["speech"]) if "speech" in config else {}
-
-
-def speech_dir():
-    return f"{RESULTS}/speech/{speech_cfg()['corpus']['name']}"
-
-
 if "speech" in config:
     FINAL.append(
         lambda: [f"{RESULTS}/tables/speech.csv"]

@@ -179,24 +179,30 @@ def test_msrs_detector_fires_at_the_right_step():
     assert fired == [None, None, None, None, 60, 60]
 
 
-def test_msrs_detector_min_steps_and_reset():
+def test_msrs_detector_min_steps_unmoved_and_reset():
     m = torch.zeros(100, dtype=torch.bool)
-    det = msrs.StabilityDetector(threshold=0.05, patience=1, min_steps=30)
-    det.update(10, m)
-    det.update(20, m)  # calm but before min_steps
+    moved = m.clone()
+    moved[:50] = True
+    det = msrs.StabilityDetector(threshold=0.05, patience=1, min_steps=40)
+    for step in (10, 20):
+        det.update(step, m)  # an untouched mask is not "stable"
+    assert det.fired_at is None and not det.armed
+    det.update(25, moved)  # 50 % flips: the mask moves
+    det.update(30, moved)  # calm but before min_steps
     assert det.fired_at is None
-    det.update(30, m)
-    assert det.fired_at == 30
+    det.update(40, moved)
+    assert det.fired_at == 40
     det2 = msrs.StabilityDetector(0.05, patience=2)
     det2.update(1, m)
-    det2.update(2, m)
-    m2 = m.clone()
-    m2[:10] = True
-    det2.update(3, m2)  # 10 % flips resets the calm count
+    det2.update(2, moved)
+    det2.update(3, moved)  # calm 1
+    m2 = moved.clone()
+    m2[90:] = True  # 10 % flips resets the calm count
     det2.update(4, m2)
-    assert det2.fired_at is None
     det2.update(5, m2)
-    assert det2.fired_at == 5
+    assert det2.fired_at is None
+    det2.update(6, m2)
+    assert det2.fired_at == 6
 
 
 def test_masked_linear_soft_hard_and_dense():
@@ -319,7 +325,7 @@ RECIPE = dict(model=dict(d_model=8, num_heads=2, ffn_dim=16, num_layers=2, conv_
                             ddp=dict(fractions=[0.5], granularities=["utterance", "segment"], rule="epsilon_greedy", epsilon=0.2,
                                      max_skip=2, every_epochs=1, warmup_epochs=1, rescore="all", segment_s=0.15),
                             msrs=dict(modes=["sparse", "dense"], temperature=1.0, init_density=0.6, lam=5.0, score_lr=0.2,
-                                      check_every=1, flip_threshold=0.5, patience=1, min_steps=3)))
+                                      check_every=1, flip_threshold=0.2, patience=1, min_steps=3)))
 
 
 def test_every_variant_trains_and_reports():

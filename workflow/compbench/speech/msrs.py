@@ -6,7 +6,7 @@ regulariser lambda * mean(m) over all masked weights (scores trained with their 
 rate ``score_lr``). The binary mask is b = [m > 0.5] = [s > 0].
 Every ``check_every`` steps the fraction of entries of b that flipped since the previous check is
 measured; the mask is *stable* once that fraction is below ``flip_threshold`` at ``patience``
-consecutive checks (and the step is at least ``min_steps``). Then training switches to
+consecutive checks after it first moved (and the step is at least ``min_steps``). Then training switches to
 
 * ``sparse``: W_eff = W * b with b frozen (sparse training to the end), or
 * ``dense``:  W <- W * b, masks removed, all weights trained (dense continuation).
@@ -99,13 +99,16 @@ def flip_fraction(prev: torch.Tensor, cur: torch.Tensor) -> float:
 
 
 class StabilityDetector:
-    """Fires at the first check whose flip fraction is < threshold for ``patience`` checks in a row."""
+    """Fires at the first check whose flip fraction is < threshold for ``patience`` checks in a row,
+    counted only once the mask has started to move (a check with flips >= threshold): a mask
+    that has not changed yet (all scores still above 0 from their initialisation) is not
+    "stable", it is untouched."""
 
     def __init__(self, threshold: float, patience: int = 1, min_steps: int = 0):
         if patience < 1:
             raise ValueError("speech.variants.msrs.patience must be >= 1")
         self.threshold, self.patience, self.min_steps = threshold, patience, min_steps
-        self.prev, self.calm, self.fired_at = None, 0, None
+        self.prev, self.calm, self.fired_at, self.armed = None, 0, None, False
 
     def update(self, step: int, mask: torch.Tensor) -> float | None:
         """Feed the binary mask at a check; returns the flip fraction (None at the first check)."""
@@ -115,7 +118,9 @@ class StabilityDetector:
             return None
         flips = flip_fraction(self.prev, mask)
         self.prev = mask
-        self.calm = self.calm + 1 if flips < self.threshold else 0
+        if flips >= self.threshold:
+            self.armed = True
+        self.calm = self.calm + 1 if (flips < self.threshold and self.armed) else 0
         if self.fired_at is None and self.calm >= self.patience and step >= self.min_steps:
             self.fired_at = step
         return flips
