@@ -107,7 +107,8 @@ def perplexity_outputs():
 # Final targets of `rule all`. Every stage file appends its figures and tables
 # to FINAL (a list of paths, or callables returning lists, evaluated at the end).
 FINAL = [
-    lambda: [f"{RESULTS}/tables/perplexity.csv", f"{RESULTS}/figures/perplexity.png"],
+    # (a config without language models, e.g. the speech line alone, has no perplexity table)
+    lambda: [f"{RESULTS}/tables/perplexity.csv", f"{RESULTS}/figures/perplexity.png"] if config["models"] else [],
     lambda: expand(f"{RESULTS}/figures/pretrain-{{model}}.png", model=models_of("tiny")),
 ]
 

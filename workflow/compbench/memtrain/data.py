@@ -29,8 +29,11 @@ def tiny(regime: str, spec: dict, corpus_dir=None) -> dict[str, str]:
     def split(name):
         return "\n\n".join(read_split(corpus_dir, s, name).strip() for s in spec["sources"])
 
+    from ..perplexity import tiny as spine_test
+
     train, monitor = ("validation", "test") if regime == "finetune" else ("train", "validation")
-    return {"train": split(train), "monitor": split(monitor), "test": split("test")}
+    # the test text exactly as the spine's perplexity rule builds it (same documents, same joins)
+    return {"train": split(train), "monitor": split(monitor), "test": spine_test({"sources": spec["sources"]}, corpus_dir)}
 
 
 @DATA.register("c4")
