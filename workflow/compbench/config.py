@@ -147,7 +147,7 @@ def _check_vision(config: dict) -> None:
     f = v.get("fusion")
     if f:
         if f["model"] not in config.get("models", {}):
-            raise ConfigError(f"vision.fusion.model={f['model']!r} is not a model; allowed: {', '.join(config.get('models', {}))}")
+            raise ConfigError(f"vision.fusion.model={f['model']!r} is not one of the config's `models`; defined: {', '.join(config.get('models', {})) or 'none'}")
         names = [t["name"] for t in f["tasks"]]
         if len(set(names)) != len(names):
             raise ConfigError(f"vision.fusion.tasks: task names must be distinct, got {names}")
