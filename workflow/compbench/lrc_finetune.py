@@ -35,7 +35,7 @@ from torch import nn
 from tqdm import tqdm
 
 from .lowrank import lowrank_modules
-from .pretrain import cosine_lr, window_nll, windows
+from .pretrain import TrainSpec, cosine_lr, window_nll, windows
 from .provenance import peak_rss_mb
 from .registry import Registry
 
@@ -45,15 +45,9 @@ MODES: Registry = Registry("low-rank fine-tuning mode")
 
 
 @dataclass
-class FTSpec:
-    steps: int
-    batch_size: int
-    lr: float
-    warmup: int
-    weight_decay: float
-    eval_every: int
-    eval_windows: int
-    seed: int
+class FTSpec(TrainSpec):
+    """The pretraining recipe's knobs plus LoRA's (the peer method)."""
+
     lora_r: int = 8
     lora_alpha: float = 16.0
 
