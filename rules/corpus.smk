@@ -6,7 +6,7 @@ rule corpus:
         expand(f"{RESULTS}/corpus/{{source}}/{{split}}.txt", source=config["corpus"]["sources"], split=["train", "validation", "test"]),
         stats=f"{RESULTS}/corpus/stats.json",
     input:
-        code=pkg("corpus"),
+        code=pkg("corpus", "tasks", "knowledge"),
     params:
         corpus=cfg("corpus"),
         cache=f"{RESULTS}/downloads",

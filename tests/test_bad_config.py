@@ -82,6 +82,16 @@ BAD = [
     ("shell in a partition name", edit("slurm.partition", "gpu; rm -rf ~"), ["partition", "rm -rf"]),
     ("GPU model without a GPU", edit("resources.tiny.gpu_model", "a100"), ["resources.tiny.gpu_model", "gpu"]),
     ("string for trust_remote_code", edit("models.tiny.trust_remote_code", "yes"), ["trust_remote_code", "yes", "boolean"]),
+    ("unknown intervention method", edit("compose.interventions", {**SMOKE["compose"]["interventions"], "rome": {"method": "rome"}}),
+     ["rome", "ft", "memit", "rmu"]),
+    ("unknown intervention setting", edit("compose.interventions", {**SMOKE["compose"]["interventions"], "ga": {"method": "ga", "stepz": 3}}),
+     ["compose.interventions.ga", "stepz", "steps", "max_loss"]),
+    ("one category only", edit("compose.interventions", {"ft": {"method": "ft"}, "lora": {"method": "lora"}}), ["compose.interventions", "edit", "two categories"]),
+    ("sweep over a non-pruning compressor", edit("compose.sweep", {"edits": ["ft"], "compressor": "ga", "sparsities": [0.5]}),
+     ["compose.sweep.compressor", "ga", "wanda"]),
+    ("pruning sparsity 1 in compose", edit("compose.interventions", {**SMOKE["compose"]["interventions"], "wanda": {"method": "wanda", "sparsity": 1.0}}),
+     ["sparsity", "1.0"]),
+    ("knowledge world not in the corpus", edit("corpus.sources", ["lee", "tasks"]), ["compose.data.source", "knowledge", "corpus.sources"]),
 ]
 
 

@@ -146,7 +146,7 @@ def split_documents(docs: list[str], spec: SplitSpec) -> dict[str, list[str]]:
 
 # Sources sized relative to the others (called with ``other_chars``, the
 # characters of every other source, and their options from the config).
-RELATIVE = {"tasks"}
+RELATIVE = {"tasks", "knowledge"}
 
 
 @SOURCES.register("tasks")
@@ -156,6 +156,15 @@ def tasks(cache: Path, other_chars: int = 0, share: float = 0.1, eval_items: int
     from . import tasks as generated
 
     return generated.corpus_documents(share, other_chars, eval_items, seed)
+
+
+@SOURCES.register("knowledge")
+def knowledge(cache: Path, other_chars: int = 0, share: float = 0.05, people: int = 48, agents: int = 24, seed: int = 0) -> list[str]:
+    """The generated knowledge world (compbench.knowledge): people's attributes and
+    the "hazardous" toxins, ``share`` of the corpus characters (composability study)."""
+    from .knowledge import World
+
+    return World(people, agents, seed).corpus_documents(share, other_chars)
 
 
 def build(sources: list[str], spec: SplitSpec, cache: Path, out_dir: Path, max_chars: int | None = None,

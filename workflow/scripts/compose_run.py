@@ -1,0 +1,52 @@
+"""Rule compose_run: the unchanged model, one intervention, or a pair in both
+orders, each on a fresh copy of the model; every metric of the study."""
+import copy
+import json
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from compbench import compose, models, perplexity, provenance, runlog, tokenizer
+from compbench import device as dev
+from compbench import edit_metrics as em
+from compbench.artifacts import load_tensors, read_json, write_table
+from compbench.intervene import Context, StudyData
+
+with runlog.to_file(snakemake.log[0]) as log:
+    dev.set_threads(snakemake.threads)
+    device = dev.pick(snakemake.params.device)
+    w, p = snakemake.wildcards, snakemake.params
+    ev = p.eval
+    steps = compose.sequence_steps(w.run, p.interventions)  # fails fast on an unknown id
+    data = StudyData.from_json(read_json(snakemake.input.data))
+    tok = tokenizer.load(snakemake.input.model)
+    calib = load_tensors(snakemake.input.calibration)["ids"]
+    text = perplexity.DATASETS.get(ev["perplexity"])({"sources": p.sources}, p.corpus_dir)
+    ppl_ids = tokenizer.encode_stream(tok, text)
+    base = models.load(snakemake.input.model, device=device)
+    seq_len = models.seq_len(base, ev.get("seq_len"))
+    base_predictions = em.predictions(base, tok, data.locality, device)
+    orders = [steps] if len(steps) < 2 else [steps, steps[::-1]]
+    rows = []
+    for order in orders:
+        torch.manual_seed(p.seed)
+        model = copy.deepcopy(base)
+        stats = snakemake.input.get("memit_stats")
+        ctx = Context(tok, device, data, calib, cache_dir=Path(stats) if stats else None, seed=p.seed, log=log.info)
+        with provenance.measure(device) as run:
+            infos = compose.apply(model, ctx, order)
+        metrics = compose.evaluate(model, ctx, base_predictions, ppl_ids, seq_len, ev["ppl_windows"], ev["batch_size"])
+        metrics["avg_bits"] = compose.avg_bits(infos)
+        name = "→".join(s.id for s in order) or "none"
+        log.info("%s: %s", name, {k: round(v, 4) for k, v in metrics.items()})
+        rec = provenance.stamp({"order": [s.id for s in order], "interventions": {s.id: s.params for s in order},
+                                "eval": ev}, p.seed, run)
+        ids = [s.id for s in order] + ["", ""]
+        cats = [s.category for s in order] + ["", ""]
+        for m, v in metrics.items():
+            rows.append({"model": w.model, "run": w.run, "order": name, "first": ids[0], "second": ids[1],
+                         "first_category": cats[0], "second_category": cats[1], "metric": m, "value": float(v),
+                         "infos": json.dumps(infos, default=str), **rec})
+        del model
+    write_table(snakemake.output[0], pd.DataFrame(rows))

@@ -1,0 +1,14 @@
+"""Rule compose_table: every run's metrics in one table, and the composability
+metrics (order-free error, order sensitivity) of every pair."""
+import pandas as pd
+
+from compbench import compose, runlog
+from compbench.artifacts import read_table, write_table
+
+with runlog.to_file(snakemake.log[0]) as log:
+    runs = pd.concat([read_table(f) for f in snakemake.input if str(f).endswith(".csv")], ignore_index=True)
+    runs = runs.fillna({"first": "", "second": "", "first_category": "", "second_category": ""})
+    metrics = compose.composability(runs)
+    log.info("%d run rows; %d pair-metric rows", len(runs), len(metrics))
+    write_table(snakemake.output.runs, runs)
+    write_table(snakemake.output.metrics, metrics)

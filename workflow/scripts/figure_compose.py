@@ -1,0 +1,10 @@
+"""Rule figure_compose: composability heatmaps and the sparsity sweep."""
+from compbench import compose_plots, figures, runlog
+from compbench.artifacts import read_table
+
+with runlog.to_file(snakemake.log[0]):
+    m = snakemake.wildcards.model
+    runs, metrics = read_table(snakemake.input.runs), read_table(snakemake.input.metrics)
+    figures.save(compose_plots.heatmaps(metrics, f"composing interventions, {m}"), snakemake.output.heatmap)
+    figures.save(compose_plots.sparsity_curves(runs, snakemake.params.sweep, f"editing and pruning, both orders, {m}"),
+                 snakemake.output.sweep)
