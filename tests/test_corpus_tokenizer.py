@@ -36,7 +36,7 @@ def test_wiki_markup_is_stripped():
 
 
 def test_unknown_source_names_allowed():
-    with pytest.raises(KeyError, match="unknown corpus source 'nope'; allowed: lee, tasks, wiki"):
+    with pytest.raises(KeyError, match="unknown corpus source 'nope'; allowed: knowledge, lee, tasks, wiki"):
         corpus.SOURCES.get("nope")
 
 
