@@ -88,7 +88,7 @@ rule compose_table:
         metrics=report(f"{RESULTS}/tables/composability-{{model}}.csv", category="Composable interventions",
                        caption="../workflow/report/composability.rst"),
     input:
-        lambda wc: expand(f"{RESULTS}/compose/{wc.model}/runs/{{run}}.csv", run=compose_runs()),
+        runs=lambda wc: expand(f"{RESULTS}/compose/{wc.model}/runs/{{run}}.csv", run=compose_runs()),
         code=pkg("compose"),
     log:
         f"{RESULTS}/logs/compose/{{model}}/table.log",

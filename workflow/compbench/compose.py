@@ -18,8 +18,8 @@ accuracy (general-knowledge multiple choice, the MMLU stand-in), perplexity,
 average bits. For a pair A, B and a metric m with error e(m) (1 − m for an
 accuracy, m itself where lower is better):
 
-* order-free error  = min(e(A→B), e(B→A))      (the paper's Eq. 1)
-* order sensitivity = |m(A→B) − m(B→A)|         (the paper's Eq. 2)
+* order-free error  = min(e(A→B), e(B→A))
+* order sensitivity = |m(A→B) − m(B→A)|
 """
 
 from __future__ import annotations
@@ -115,7 +115,7 @@ def evaluate(model, ctx: Context, base_predictions, ppl_ids, seq_len: int, ppl_w
 
     d, tok, dev = ctx.data, ctx.tokenizer, ctx.device
     model.eval()
-    out = {
+    return {
         "edit_success": em.edit_success(model, tok, d.edits, dev),
         "generalisation": em.generalisation(model, tok, d.edits, dev),
         "locality": em.locality(base_predictions, em.predictions(model, tok, d.locality, dev)),
@@ -123,7 +123,6 @@ def evaluate(model, ctx: Context, base_predictions, ppl_ids, seq_len: int, ppl_w
         "utility_acc": em.mcq_accuracy(model, tok, d.utility_mcq, dev),
         "perplexity": perplexity(model, ppl_ids, seq_len, batch_size, dev, ppl_windows)["perplexity"],
     }
-    return out
 
 
 # ------------------------------------------------------------ composability
@@ -142,12 +141,12 @@ def error(metric: str, value: float) -> float:
 
 
 def order_free_error(metric: str, ab: float, ba: float) -> float:
-    """min(e(A→B), e(B→A)): the error of the better order (the paper's Eq. 1)."""
+    """min(e(A→B), e(B→A)): the error of the better order (the paper's order-free error)."""
     return min(error(metric, ab), error(metric, ba))
 
 
 def order_sensitivity(ab: float, ba: float) -> float:
-    """|m(A→B) − m(B→A)| (the paper's Eq. 2)."""
+    """|m(A→B) − m(B→A)| (the paper's order sensitivity)."""
     return abs(ab - ba)
 
 

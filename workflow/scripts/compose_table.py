@@ -6,7 +6,7 @@ from compbench import compose, runlog
 from compbench.artifacts import read_table, write_table
 
 with runlog.to_file(snakemake.log[0]) as log:
-    runs = pd.concat([read_table(f) for f in snakemake.input if str(f).endswith(".csv")], ignore_index=True)
+    runs = pd.concat([read_table(f) for f in snakemake.input.runs], ignore_index=True)
     runs = runs.fillna({"first": "", "second": "", "first_category": "", "second_category": ""})
     metrics = compose.composability(runs)
     log.info("%d run rows; %d pair-metric rows", len(runs), len(metrics))

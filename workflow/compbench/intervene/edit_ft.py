@@ -40,31 +40,16 @@ def edit_batch(ctx):
 def train_edit(model, ctx, params: list[torch.nn.Parameter], steps: int, lr: float, after_step=None) -> dict:
     """Adam on the edit loss over ``params`` only (every other parameter frozen)."""
     from ..edit_metrics import target_nll
+    from .training import train_params
 
     ids, att, labels = edit_batch(ctx)
-    req = {p: p.requires_grad for p in model.parameters()}
-    for p in model.parameters():
-        p.requires_grad_(False)
-    for p in params:
-        p.requires_grad_(True)
-    opt = torch.optim.Adam(params, lr=lr)
-    model.train()
-    first = last = None
-    try:
-        for _ in range(steps):
-            loss = target_nll(model, ids, att, labels)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            if after_step:
-                after_step()
-            first = float(loss.detach()) if first is None else first
-            last = float(loss.detach())
-    finally:
-        model.eval()
-        for p, r in req.items():
-            p.requires_grad_(r)
-    return {"loss_before": first, "loss_after_last_step": last, "steps": steps}
+
+    def loss_fn():
+        loss = target_nll(model, ids, att, labels)
+        return loss, {"loss": loss.detach()}
+
+    r = train_params(model, params, steps, lr, loss_fn, after_step=after_step)
+    return {"loss_before": r["first_loss"], "loss_after_last_step": r.get("loss"), "steps": steps}
 
 
 @register("ft", "edit")

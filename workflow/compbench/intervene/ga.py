@@ -10,7 +10,8 @@ import random
 import torch
 
 from . import register
-from .unlearn_common import batches, lm_nll, mean_nll, params_of, train
+from .training import train_params
+from .unlearn_common import batches, lm_nll, mean_nll, params_of
 
 
 @register("ga", "unlearn")
@@ -26,6 +27,6 @@ def ga(model, ctx, steps: int = 30, lr: float = 1e-4, batch_size: int = 16, seq_
         nll = lm_nll(model, ids.to(dev), att.to(dev))
         return -nll, {"forget_nll_batch": nll.detach()}
 
-    info = train(model, params_of(model, layers), steps, lr, loss_fn,
+    info = train_params(model, params_of(model, layers), steps, lr, loss_fn,
                  stop=(lambda i: i["forget_nll_batch"] > max_loss) if max_loss else None)
     return {**info, "forget_nll_before": before, "forget_nll_after": mean_nll(model, tok, ctx.data.forget_texts, dev, seq_len)}

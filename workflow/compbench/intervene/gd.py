@@ -10,7 +10,8 @@ import random
 import torch
 
 from . import register
-from .unlearn_common import batches, lm_nll, mean_nll, params_of, train
+from .training import train_params
+from .unlearn_common import batches, lm_nll, mean_nll, params_of
 
 
 @register("gd", "unlearn")
@@ -29,6 +30,6 @@ def gd(model, ctx, steps: int = 30, lr: float = 1e-4, batch_size: int = 16, seq_
         r = lm_nll(model, r_ids.to(dev), r_att.to(dev))
         return -f + retain_weight * r, {"forget_nll_batch": f.detach(), "retain_nll_batch": r.detach()}
 
-    info = train(model, params_of(model, layers), steps, lr, loss_fn,
+    info = train_params(model, params_of(model, layers), steps, lr, loss_fn,
                  stop=(lambda i: i["forget_nll_batch"] > max_loss) if max_loss else None)
     return {**info, "forget_nll_before": before, "forget_nll_after": mean_nll(model, tok, ctx.data.forget_texts, dev, seq_len)}

@@ -26,7 +26,7 @@ def gptq_matrix(W: torch.Tensor, H: torch.Tensor, bits: int, group_size: int, sy
     from ..prune.sparsegpt import inverse_cholesky
 
     W = W.clone().float()
-    rows, cols = W.shape
+    cols = W.shape[1]
     Q.check_group(group_size)
     U = inverse_cholesky(H, W)
     out = torch.zeros_like(W)

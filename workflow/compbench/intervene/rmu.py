@@ -19,7 +19,8 @@ import random
 import torch
 
 from . import register
-from .unlearn_common import batches, params_of, train
+from .training import train_params
+from .unlearn_common import batches, params_of
 
 
 def _hidden(model, ids, att, layer):
@@ -63,6 +64,6 @@ def rmu(model, ctx, layer: int | None = None, update_layers: list[int] | None = 
         lr_ = _masked_mse(_hidden(model, r_ids, r_att, layer), r_ref, r_att)
         return lf + alpha * lr_, {"forget_loss": lf.detach(), "retain_loss": lr_.detach()}
 
-    info = train(model, params_of(model, update_layers), steps, lr, loss_fn)
+    info = train_params(model, params_of(model, update_layers), steps, lr, loss_fn)
     del frozen
     return {**info, "layer": layer, "update_layers": update_layers, "steering_coeff": steering_coeff}
