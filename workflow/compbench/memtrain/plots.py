@@ -48,13 +48,17 @@ def memory_figure(table: pd.DataFrame):
             ax.bar(g["variant"], vals, bottom=bottom, label=cat.replace("_", " "), color=f"C{j}")
             bottom = vals if bottom is None else bottom + vals
         ax.set_ylabel("MiB (exact, from tensors)")
+        ax.set_ylim(0, 1.3 * float(bottom.max()))  # room for the legend above the tallest bar
         ax.tick_params(axis="x", labelrotation=30)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, ncols=2, loc="upper right")
     for ax, ((regime, model), g) in zip(axes[0], runs):
         for i, (_, r) in enumerate(g.iterrows()):
             ax.scatter(r["bytes_total"] / MIB, r["test_perplexity"], s=40, color=f"C{ORDER.index(r['variant']) if r['variant'] in ORDER else 9}")
             ax.annotate(r["variant"], (r["bytes_total"] / MIB, r["test_perplexity"]), fontsize=8, xytext=(3, 3), textcoords="offset points")
         ax.set_xlabel("weights + gradients + optimizer state + projections (MiB, exact)")
+        ppl = g["test_perplexity"].dropna()
+        if len(ppl) and ppl.max() > 10 * ppl.min():  # e.g. LoRA from scratch: keep the others readable
+            ax.set_yscale("log")
         ax.set_ylabel("test perplexity")
         ax.set_title(f"{regime}: {model}")
     return fig
