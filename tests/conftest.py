@@ -57,7 +57,8 @@ class SmokeRun:
 
 
 def planned_jobs(workdir: Path, *args: str) -> dict:
-    """Rule -> job count that `snakemake -n` on the smoke config would run."""
+    """Rule -> job count that `snakemake -n` on the smoke config would run (a later
+    `--configfile` in ``args`` replaces the smoke config)."""
     out = snakemake(workdir, "-n", "--configfile", "config/smoke.yaml", *args).stdout
     if "Nothing to be done" in out:
         return {}

@@ -55,23 +55,10 @@ def stage(rel: Path) -> str:
     return first if len(rel.parts) > 1 else rel.stem
 
 
-def stage_table(bench: Path) -> pd.DataFrame:
-    """Per stage: jobs, total and mean wall seconds, total CPU seconds, peak RSS
-    (from the `benchmark:` files Snakemake writes for every compute job)."""
-    rows = []
-    for f in sorted(bench.rglob("*.tsv")):
-        b = pd.read_csv(f, sep="\t").iloc[0]
-        rows.append({"stage": stage(f.relative_to(bench)), "s": b["s"], "cpu_s": b.get("cpu_time", float("nan")), "max_rss_mb": b.get("max_rss", float("nan"))})
-    df = pd.DataFrame(rows)
-    if df.empty:
-        return df
-    return df.groupby("stage").agg(jobs=("s", "size"), total_s=("s", "sum"), mean_s=("s", "mean"),
-                                   total_cpu_s=("cpu_s", "sum"), max_rss_mb=("max_rss_mb", "max")).reset_index()
-
-
 def job_table(bench: Path) -> pd.DataFrame:
     """One row per compute job (its benchmark path names the rule's wildcards, e.g.
-    ``lm_eval/tiny/prune-wanda-uniform-0.5``): wall and CPU seconds and peak RSS."""
+    ``lm_eval/tiny/prune-wanda-uniform-0.5``): wall and CPU seconds and peak RSS,
+    from the `benchmark:` files Snakemake writes for every compute job."""
     rows = []
     for f in sorted(bench.rglob("*.tsv")):
         b = pd.read_csv(f, sep="\t").iloc[0]
@@ -79,6 +66,14 @@ def job_table(bench: Path) -> pd.DataFrame:
         rows.append({"stage": stage(rel), "job": str(rel.with_suffix("")), "s": b["s"],
                      "cpu_s": b.get("cpu_time", float("nan")), "max_rss_mb": b.get("max_rss", float("nan"))})
     return pd.DataFrame(rows)
+
+
+def stage_table(jobs: pd.DataFrame) -> pd.DataFrame:
+    """Per stage of a :func:`job_table`: jobs, total and mean wall seconds, total CPU seconds, peak RSS."""
+    if jobs.empty:
+        return jobs
+    return jobs.groupby("stage").agg(jobs=("s", "size"), total_s=("s", "sum"), mean_s=("s", "mean"),
+                                     total_cpu_s=("cpu_s", "sum"), max_rss_mb=("max_rss_mb", "max")).reset_index()
 
 
 def _append(t: pd.DataFrame, out: Path) -> pd.DataFrame:
@@ -92,8 +87,8 @@ def _append(t: pd.DataFrame, out: Path) -> pd.DataFrame:
 def write_run_tables(bench: Path, out_dir: Path, date: str, load) -> pd.DataFrame:
     """Append the run's per-stage table to ``stages.csv`` and its per-job table to
     ``jobs.csv`` (where e.g. the lm-eval time of every variant is kept)."""
-    stages = stage_table(bench)
     jobs = job_table(bench)
+    stages = stage_table(jobs)
     for t in (stages, jobs):
         t.insert(0, "date", date)
         t.insert(1, "load_1min_before", load)
