@@ -2,8 +2,8 @@
 # with lm-eval: calibration sets (source x format, rule `calibration` in
 # prune.smk) -> uniformly pruned variants (Wanda / SparseGPT) -> lm-eval (+ the
 # spine's perplexity) -> study table, paper-shaped table, heatmap.
-# Helpers are package functions (compbench.calibration_study), so this file holds rules only.
-from compbench import calibration_study as cstudy
+# Helpers are package functions (compbench.calibration_study.study), so this file holds rules only.
+from compbench.calibration_study import study as cstudy
 
 STUDY_VARIANTS = lambda model: cstudy.variant_dirs(config["calibration_study"], RESULTS, model)
 LMEVAL_OUTPUTS = lambda model: [f"{RESULTS}/eval/{model}/{v}/lm_eval.csv" for v in ["dense", *STUDY_VARIANTS(model)]]

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from compbench import allocate as A
+from compbench.spectra import allocate as A
 
 
 def wmean(s, p):

@@ -10,7 +10,9 @@ import pandas as pd
 import pytest
 import torch
 
-from compbench import calibration, calibration_study, corpus, tasks
+from compbench import calibration_data, corpus, tasks
+
+from compbench.calibration_study import study as calibration_study
 from compbench.calibration_catalogue import CATALOGUE, check, parse_format, parse_name, set_name
 from compbench.config import ConfigError, check as check_config
 
@@ -95,53 +97,53 @@ def decoded(tok, row):
 @pytest.mark.parametrize("source", ["arith", "facts", "continuation"])
 @pytest.mark.parametrize("fmt", ["zero", "single", "concat", "cot", "icl3"])
 def test_formats_shape_and_determinism(tok, source, fmt):
-    ids = calibration.token_set(source, tok, 3, 48, seed=0, fmt=fmt)
+    ids = calibration_data.token_set(source, tok, 3, 48, seed=0, fmt=fmt)
     assert ids.shape == (3, 48) and ids.dtype == torch.long  # exactly n x seq_len tokens
-    assert torch.equal(ids, calibration.token_set(source, tok, 3, 48, seed=0, fmt=fmt))
-    assert not torch.equal(ids, calibration.token_set(source, tok, 3, 48, seed=1, fmt=fmt))
+    assert torch.equal(ids, calibration_data.token_set(source, tok, 3, 48, seed=0, fmt=fmt))
+    assert not torch.equal(ids, calibration_data.token_set(source, tok, 3, 48, seed=1, fmt=fmt))
 
 
 def test_layouts(tok):
-    from compbench.calibration import EXAMPLES
+    from compbench.calibration_data import EXAMPLES
 
     first = [next(EXAMPLES.get("arith")(seed=5)) for _ in range(1)][0]
     # single: one pair, left-padded, BOS first
-    ids = calibration.token_set("arith", tok, 2, 64, seed=5, fmt="single")
+    ids = calibration_data.token_set("arith", tok, 2, 64, seed=5, fmt="single")
     row = ids[0].tolist()
     n_pad = next(i for i, t in enumerate(row) if t != tok.pad_token_id)
     assert n_pad > 0 and row[n_pad] == tok.bos_token_id
     assert decoded(tok, ids[0]) == f"Question: {first.question}\nAnswer: {first.answer}"
     # zero: the prompt only
-    assert decoded(tok, calibration.token_set("arith", tok, 1, 64, seed=5, fmt="zero")[0]) == f"Question: {first.question}\nAnswer:"
+    assert decoded(tok, calibration_data.token_set("arith", tok, 1, 64, seed=5, fmt="zero")[0]) == f"Question: {first.question}\nAnswer:"
     # icl<k>: exactly k pairs
     for k in (2, 4):
-        text = decoded(tok, calibration.token_set("arith", tok, 2, 256, seed=5, fmt=f"icl{k}")[1])
+        text = decoded(tok, calibration_data.token_set("arith", tok, 2, 256, seed=5, fmt=f"icl{k}")[1])
         assert text.count("Question:") == k and text.count("Answer:") == k
     # cot: the answers are "{rationale}. So the answer is {label}."
-    text = decoded(tok, calibration.token_set("arith", tok, 1, 512, seed=5, fmt="cot")[0])
+    text = decoded(tok, calibration_data.token_set("arith", tok, 1, 512, seed=5, fmt="cot")[0])
     pairs = re.findall(r"(\d+) plus (\d+) is (\d+), and (\d+) plus (\d+) is (\d+)\. So the answer is (\d+)\.", text)
     assert len(pairs) >= 3
     for u, b, s1, tens, s2, total, label in pairs:
         assert int(u) + int(b) == int(s1) and int(tens) + int(s2) == int(total) == int(label)
     # concat: pairs past the window, no padding
-    ids = calibration.token_set("facts", tok, 4, 128, seed=0, fmt="concat")
+    ids = calibration_data.token_set("facts", tok, 4, 128, seed=0, fmt="concat")
     assert not (ids == tok.pad_token_id).any()
     assert decoded(tok, ids[0]).count("Answer:") >= 2
 
 
 def test_single_truncates_to_seq_len(tok):
-    ids = calibration.token_set("facts", tok, 2, 12, seed=0, fmt="single")
+    ids = calibration_data.token_set("facts", tok, 2, 12, seed=0, fmt="single")
     assert ids.shape == (2, 12) and ids[0, 0] == tok.bos_token_id and not (ids == tok.pad_token_id).any()
 
 
 def test_random_and_tiny_sources(tok, tmp_path):
-    ids = calibration.token_set("random", tok, 4, 32, seed=0)
-    assert ids.shape == (4, 32) and torch.equal(ids, calibration.token_set("random", tok, 4, 32, seed=0))
+    ids = calibration_data.token_set("random", tok, 4, 32, seed=0)
+    assert ids.shape == (4, 32) and torch.equal(ids, calibration_data.token_set("random", tok, 4, 32, seed=0))
     assert re.fullmatch(r"[a-z ]+", decoded(tok, ids[0]))
     for src, text in {"lee": "plain news text about the weather. " * 200, "tasks": "Question: What is 1 plus 2?\nAnswer: 3\n\n" * 200}.items():
         (tmp_path / src).mkdir()
         (tmp_path / src / "train.txt").write_text(text)
-    ids = calibration.token_set("tiny", tok, 4, 32, seed=0, corpus_dir=tmp_path, sources=["lee", "tasks"])
+    ids = calibration_data.token_set("tiny", tok, 4, 32, seed=0, corpus_dir=tmp_path, sources=["lee", "tasks"])
     assert all("Question" not in decoded(tok, r) for r in ids)  # generated items are not pre-training text
 
 
@@ -157,9 +159,9 @@ def test_bad_sources_and_formats(tok):
     with pytest.raises(ValueError, match="downstream"):
         check("gsm8k", "raw")
     with pytest.raises(ValueError, match="format must be 'raw'"):
-        calibration.token_set("tiny", tok, 2, 16, 0, fmt="cot")
+        calibration_data.token_set("tiny", tok, 2, 16, 0, fmt="cot")
     with pytest.raises(KeyError, match="allowed: .*arith"):
-        calibration.token_set("nope", tok, 2, 16, 0)
+        calibration_data.token_set("nope", tok, 2, 16, 0)
     assert parse_name(set_name("gsm8k", "icl5")) == ("gsm8k", "icl5") and parse_name("tiny") == ("tiny", "raw")
 
 
@@ -170,7 +172,7 @@ def test_hub_sources_fail_clearly_offline(tok, source, hf_id, monkeypatch, tmp_p
     monkeypatch.setenv("HF_HOME", str(tmp_path))
     fmt = "raw" if CATALOGUE[source][0] == "pretraining" else "concat"
     with pytest.raises(RuntimeError, match=re.escape(hf_id)):
-        calibration.token_set(source, tok, 2, 16, 0, fmt=fmt)
+        calibration_data.token_set(source, tok, 2, 16, 0, fmt=fmt)
 
 
 # --------------------------------------------------------------------- lm-eval
@@ -220,7 +222,8 @@ def test_lm_eval_loglikelihood_equals_forward_pass(two_layer, tok, monkeypatch):
 
 
 def test_materialised_masked_variant(two_layer):
-    from compbench import masked, variants, zeroshot
+    from compbench import variants, zeroshot
+    from compbench.prune import masked
     from compbench.models import load
 
     base = two_layer / "model"

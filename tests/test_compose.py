@@ -7,8 +7,10 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from compbench import compose, compose_data
-from compbench.intervene import INTERVENTIONS, Context, StudyData
+from compbench.compose import pipeline as compose
+
+from compbench.compose import data as compose_data
+from compbench.compose.interventions import INTERVENTIONS, Context, StudyData
 from compbench.knowledge import PEOPLE, World, prompt_of
 
 # ------------------------------------------------------------ the metrics
@@ -116,7 +118,7 @@ def knowing_model(world_setup):
 
 
 def _zeros_per_row(model):
-    from compbench.spectra import linear_modules
+    from compbench.blocks import linear_modules
 
     return {n: (m.weight == 0).sum(1) for _, n, m in linear_modules(model)}
 

@@ -4,8 +4,8 @@ import copy
 import pytest
 import torch
 
-from compbench import edit_metrics as em
-from compbench.intervene import INTERVENTIONS, Context, MCQ, StudyData
+from compbench.compose import metrics as em
+from compbench.compose.interventions import INTERVENTIONS, Context, MCQ, StudyData
 
 from test_compose import knowing_model, tiny_model, world_setup  # noqa: F401  (shared fixtures)
 
@@ -105,7 +105,7 @@ def test_ft_only_touches_its_band_and_respects_the_norm_constraint(world_setup):
 
 
 def test_memit_statistics_are_computed_once_and_cached(world_setup, tmp_path, monkeypatch):
-    from compbench.intervene import edit_memit
+    from compbench.compose.interventions import edit_memit
 
     _, tok, data, ids = world_setup
     calls = []

@@ -18,7 +18,9 @@ import pandas as pd
 import pytest
 import torch
 
-from compbench import artifacts, masked, models
+from compbench import artifacts, models
+
+from compbench.prune import masked
 from conftest import ROOT, copy_repo, snakemake
 
 KILLED_WRITER = textwrap.dedent(

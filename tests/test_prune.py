@@ -6,7 +6,9 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from compbench import calibration, masked
+from compbench import calibration, calibration_data
+
+from compbench.prune import masked
 from compbench.artifacts import CorruptArtifact
 from compbench.prune import PRUNERS, Pattern, prune_model
 from compbench.prune.sparsegpt import PERCDAMP
@@ -173,11 +175,11 @@ def test_statistics_are_sequential(tmp_path):
 
 def test_calibration_windows_deterministic():
     ids = torch.arange(1000)
-    a = calibration.windows_from_stream(ids, 5, 32, seed=0)
-    assert a.shape == (5, 32) and torch.equal(a, calibration.windows_from_stream(ids, 5, 32, seed=0))
+    a = calibration_data.windows_from_stream(ids, 5, 32, seed=0)
+    assert a.shape == (5, 32) and torch.equal(a, calibration_data.windows_from_stream(ids, 5, 32, seed=0))
     assert all(torch.equal(r, torch.arange(int(r[0]), int(r[0]) + 32)) for r in a)
     docs = [list(range(10)), list(range(100, 200))]
-    b = calibration.windows_from_documents(docs, 4, 20, seed=1)
+    b = calibration_data.windows_from_documents(docs, 4, 20, seed=1)
     assert (b >= 100).all()  # the short document is always redrawn
 
 

@@ -8,7 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from compbench import spectra
+from compbench import blocks
+from compbench.spectra import esd as spectra
 
 
 def pareto(alpha: float, n: int, seed: int, xmin: float = 1.0) -> np.ndarray:
@@ -176,7 +177,7 @@ def tiny_llama(layers=3, hidden=32):
 
 def test_linear_modules_are_the_seven_per_block_in_order():
     model = tiny_llama()
-    mods = spectra.linear_modules(model)
+    mods = blocks.linear_modules(model)
     assert len(mods) == 3 * 7
     assert [b for b, _, _ in mods] == [b for b in range(3) for _ in range(7)]
     kinds = [n.rsplit(".", 1)[-1] for _, n, _ in mods[:7]]

@@ -4,11 +4,11 @@ import copy
 import pytest
 import torch
 
-from compbench import quantize as Q
-from compbench.intervene import INTERVENTIONS, Context
-from compbench.intervene.awq import awq_matrix
-from compbench.intervene.gptq import gptq_matrix
-from compbench.intervene.unlearn_common import mean_nll
+from compbench.compose import quantize as Q
+from compbench.compose.interventions import INTERVENTIONS, Context
+from compbench.compose.interventions.awq import awq_matrix
+from compbench.compose.interventions.gptq import gptq_matrix
+from compbench.compose.interventions.unlearn_common import mean_nll
 
 from test_compose import knowing_model, tiny_model, world_setup  # noqa: F401  (shared fixtures)
 
@@ -126,8 +126,8 @@ def test_ascent_raises_the_forget_loss(world_setup, knowing_model, method):
 
 
 def test_rmu_misdirects_forget_activations_and_trains_only_its_layers(world_setup):
-    from compbench.intervene.rmu import _hidden
-    from compbench.intervene.unlearn_common import batches
+    from compbench.compose.interventions.rmu import _hidden
+    from compbench.compose.interventions.unlearn_common import batches
     import random
 
     _, tok, data, ids = world_setup

@@ -7,9 +7,10 @@ import pytest
 import torch
 import torch.nn as nn
 
-from compbench import channels as C
-from compbench import images, pass_pipeline
-from compbench import pass_sparsity as PS
+from compbench.vision import channels as C
+from compbench.vision import images
+from compbench.vision import pipeline as pass_pipeline
+from compbench.vision import pass_sparsity as PS
 
 torch.set_num_threads(1)
 
@@ -282,7 +283,11 @@ def test_pass_workflow_outputs(smoke):
 # ---------------------------------------------------------------------------
 # Pareto-set learning by MoE model fusion
 
-from compbench import fusion, pareto, text_tasks  # noqa: E402
+from compbench.fusion import moe as fusion
+
+from compbench.fusion import pareto
+
+from compbench.fusion import tasks as text_tasks
 from compbench.config import ConfigError, check  # noqa: E402
 
 

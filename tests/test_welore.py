@@ -8,7 +8,14 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from compbench import lowrank, lrc_finetune, spectra, variants
+from compbench import blocks
+from compbench import variants
+
+from compbench.lowrank import compress as lowrank
+
+from compbench.lowrank import finetune as lrc_finetune
+
+from compbench.spectra import esd as spectra
 from compbench.artifacts import CorruptArtifact
 from compbench.config import ConfigError, _check_lowrank
 
@@ -35,7 +42,7 @@ def with_spectrum(rows, cols, s, seed=0):
 
 
 def table_of(model):
-    mods = spectra.linear_modules(model)
+    mods = blocks.linear_modules(model)
     mat = pd.DataFrame([dict(module=n, block=b, kind=n.rsplit(".", 1)[-1], rows=l.weight.shape[0], cols=l.weight.shape[1]) for b, n, l in mods])
     sv = {n: torch.linalg.svdvals(l.weight.detach().double()) for _, n, l in mods}
     return mat, sv
@@ -120,7 +127,7 @@ def test_welore_equals_the_literal_reference_loop(ratio):
     model = tiny_llama(seed=1)
     # make the spectra heterogeneous: scale the tail of a few matrices
     with torch.no_grad():
-        for i, (_, _, lin) in enumerate(spectra.linear_modules(model)):
+        for i, (_, _, lin) in enumerate(blocks.linear_modules(model)):
             U, S, Vh = torch.linalg.svd(lin.weight.double(), full_matrices=False)
             S = S * torch.linspace(1, 0.02 + 0.1 * (i % 5), len(S), dtype=torch.float64) ** (1 + i % 3)
             lin.weight.copy_((U * S) @ Vh)

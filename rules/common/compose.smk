@@ -8,7 +8,7 @@ def compose_cfg():
 
 def compose_categories():
     """Intervention id -> category (edit / compress / unlearn), from the registry."""
-    from compbench.compose import resolve
+    from compbench.compose.pipeline import resolve
 
     ivs = compose_cfg()["interventions"]
     return {i: resolve(i, ivs).category for i in ivs}
@@ -50,7 +50,7 @@ def compose_run_code(wildcards):
     """Package sources of a run: the shared ones plus the module of each of its
     interventions, so an edit of, say, intervene/rmu.py reruns only the runs with RMU."""
     import sys as _sys
-    from compbench.compose import sequence_steps
+    from compbench.compose.pipeline import sequence_steps
 
     steps = sequence_steps(wildcards.run, compose_cfg()["interventions"])
     own = {_sys.modules[s.intervention.fn.__module__].__file__ for s in steps}
@@ -64,7 +64,7 @@ def compose_memit_entries():
 
 
 def compose_memit_input(wildcards):
-    from compbench.compose import sequence_steps
+    from compbench.compose.pipeline import sequence_steps
 
     steps = sequence_steps(wildcards.run, compose_cfg()["interventions"])
     if any(s.intervention.name == "memit" for s in steps):

@@ -1,13 +1,6 @@
-"""Calibration token sets, and sequential block-by-block statistics.
+"""Sequential block-by-block calibration statistics.
 
-Token sets (registry :data:`SOURCES`): ``n_samples`` random windows of
-``seq_len`` tokens. Real runs follow Wanda/SparseGPT: 128 random 2048-token
-windows of C4 ``en`` train shard 0 (seed 0); a document is redrawn until it is
-longer than the window. The embedded default draws windows from the tiny
-corpus's train split. A token set is saved as safetensors (``ids``, int64,
-``[n_samples, seq_len]``) plus a JSON manifest.
-
-Statistics (:func:`sequential`): the inputs of block 0 are captured once; then,
+:func:`sequential`: the inputs of block 0 are captured once; then,
 block by block, every linear of the block is hooked to accumulate what the
 pruning method needs (input column norms for Wanda, the Hessian
 ``H = (2/n) Σ X Xᵀ`` for SparseGPT), the block is pruned by a callback, and its
@@ -17,118 +10,12 @@ reference implementations do.
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
 from torch import nn
 from tqdm import tqdm
-
-from .registry import Registry
-
-SOURCES: Registry[Callable] = Registry("calibration source")
-# Downstream sources of the calibration study: name -> examples (compbench.calibration_sets).
-EXAMPLES: Registry = Registry("calibration example source")
-
-# The reference implementations cap the window at 2048 whatever the model's
-# max_position_embeddings says (users run out of memory beyond that).
-MAX_SEQ_LEN = 2048
-
-
-def windows_from_documents(docs: list[list[int]], n_samples: int, seq_len: int, seed: int) -> torch.Tensor:
-    """Wanda's ``get_c4``: draw a random document until it is longer than the
-    window, then a random window inside it; ``n_samples`` times."""
-    rng = random.Random(seed)
-    long_enough = [d for d in docs if len(d) > seq_len]
-    if not long_enough:
-        raise ValueError(f"no calibration document is longer than seq_len={seq_len} tokens")
-    out = torch.empty(n_samples, seq_len, dtype=torch.long)
-    for s in range(n_samples):
-        while True:
-            d = docs[rng.randrange(len(docs))]
-            if len(d) > seq_len:
-                break
-        i = rng.randrange(0, len(d) - seq_len)
-        out[s] = torch.tensor(d[i : i + seq_len])
-    return out
-
-
-def windows_from_stream(ids: torch.Tensor, n_samples: int, seq_len: int, seed: int) -> torch.Tensor:
-    """Random windows of one concatenated token stream (WikiText-style)."""
-    if ids.numel() <= seq_len:
-        raise ValueError(f"calibration text has {ids.numel()} tokens, not more than seq_len={seq_len}")
-    rng = random.Random(seed)
-    starts = [rng.randrange(0, ids.numel() - seq_len) for _ in range(n_samples)]
-    return torch.stack([ids[s : s + seq_len] for s in starts])
-
-
-@SOURCES.register("tiny")
-def _tiny(tokenizer, n_samples, seq_len, seed, corpus_dir=None, sources=(), **_):
-    """The natural text of the tiny corpus (the C4 stand-in): generated task
-    items (corpus source ``tasks``) are left out."""
-    from .corpus import RELATIVE, read_split
-    from .tokenizer import encode_stream
-
-    if corpus_dir is None:
-        raise ValueError("calibration source 'tiny' needs the corpus directory")
-    text = "\n\n".join(read_split(corpus_dir, s, "train") for s in sources if s not in RELATIVE)
-    return windows_from_stream(encode_stream(tokenizer, text), n_samples, seq_len, seed)
-
-
-@SOURCES.register("c4")
-def _c4(tokenizer, n_samples, seq_len, seed, **_):
-    from datasets import load_dataset
-
-    shard = "en/c4-train.00000-of-01024.json.gz"
-    try:
-        ds = load_dataset("allenai/c4", data_files={"train": shard}, split="train")
-    except Exception as e:  # network / offline errors come in many types
-        raise RuntimeError(f"could not load calibration data 'allenai/c4' ({shard}) from the Hugging Face hub: {e}") from e
-    # Tokenise lazily: only the documents the draw touches.
-    rng = random.Random(seed)
-    out = torch.empty(n_samples, seq_len, dtype=torch.long)
-    for s in range(n_samples):
-        while True:
-            ids = tokenizer(ds[rng.randint(0, len(ds) - 1)]["text"], return_tensors="pt").input_ids[0]
-            if ids.numel() > seq_len:
-                break
-        i = rng.randint(0, ids.numel() - seq_len - 1)
-        out[s] = ids[i : i + seq_len]
-    return out
-
-
-@SOURCES.register("wikitext2")
-def _wikitext2(tokenizer, n_samples, seq_len, seed, **_):
-    from datasets import load_dataset
-
-    try:
-        ds = load_dataset("wikitext", "wikitext-2-raw-v1", split="train")
-    except Exception as e:
-        raise RuntimeError(f"could not load calibration data 'wikitext' (wikitext-2-raw-v1, train) from the Hugging Face hub: {e}") from e
-    ids = tokenizer("\n\n".join(ds["text"]), return_tensors="pt").input_ids[0]
-    return windows_from_stream(ids, n_samples, seq_len, seed)
-
-
-def token_set(source: str, tokenizer, n_samples: int, seq_len: int, seed: int, fmt: str = "raw", **kw) -> torch.Tensor:
-    """``n_samples × seq_len`` calibration token ids. Pre-training sources
-    (:data:`SOURCES`) give random windows (format ``raw``); downstream sources
-    (:data:`EXAMPLES`, see :mod:`compbench.calibration_sets`) are rendered in a
-    format (``zero``, ``single``, ``concat``, ``icl<k>``, ``cot``)."""
-    if n_samples < 1:
-        raise ValueError(f"calibration n_samples={n_samples} must be ≥ 1")
-    seq_len = min(seq_len, MAX_SEQ_LEN)
-    from . import calibration_sets  # noqa: F401  (registers the study's sources)
-
-    if source in EXAMPLES:
-        return calibration_sets.formatted(source, fmt, tokenizer, n_samples, seq_len, seed, **kw)
-    if fmt != "raw":
-        raise ValueError(f"calibration source {source!r} is pre-training text: format must be 'raw' (random windows), not {fmt!r}")
-    if source not in SOURCES:
-        allowed = ", ".join(sorted(set(SOURCES.names()) | set(EXAMPLES.names())))
-        raise KeyError(f"unknown calibration source {source!r}; allowed: {allowed}")
-    return SOURCES.get(source)(tokenizer, n_samples=n_samples, seq_len=seq_len, seed=seed, **kw)
-
 
 # ---------------------------------------------------------------- statistics
 
@@ -210,7 +97,7 @@ def sequential(
     linears on the current inputs, call ``on_block`` (which prunes the block in
     place), recompute the block's outputs with the pruned weights, and feed them
     to the next block. Returns the statistics of every linear (full names)."""
-    from .spectra import decoder_blocks, linear_modules
+    from compbench.blocks import decoder_blocks, linear_modules
 
     blocks = decoder_blocks(model)
     names = {}

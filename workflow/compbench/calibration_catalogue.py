@@ -1,6 +1,6 @@
 """The catalogue of calibration sources and formats (no torch, no hub): what
 the config check and the rules need to name and validate calibration sets.
-Building the sets: :mod:`compbench.calibration_sets`."""
+Building the sets: :mod:`compbench.calibration_data`."""
 
 from __future__ import annotations
 

@@ -66,8 +66,8 @@ def _check_calibration_study(config: dict) -> None:
     st = config.get("calibration_study")
     if not st:
         return
-    from .calibration_study import validate
-    from .tasks import TASKS
+    from compbench.calibration_study.study import validate
+    from compbench.tasks import TASKS
 
     try:
         validate(st)
@@ -229,7 +229,7 @@ def _check_speech(config: dict) -> None:
         unknown = [n for n in lr.get("random_init", []) if n not in names]
         if unknown:
             raise ConfigError(f"speech.variants.lrsms.random_init names unknown settings {unknown}; allowed: {', '.join(names)}")
-    from .speech.grid import runs
+    from compbench.speech.grid import runs
 
     if not runs(sp):
         raise ConfigError("speech.variants selects no run (dense: false and no lrsms/ddp/msrs section)")
@@ -242,7 +242,7 @@ def _check_compose(config: dict) -> None:
     c = config.get("compose")
     if not c:
         return
-    from .compose import resolve
+    from compbench.compose.pipeline import resolve
 
     ivs = c["interventions"]
     cats = {}

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .registry import Registry
+from compbench.registry import Registry
 
 SOURCES: Registry[Callable[[Path], list[str]]] = Registry("corpus source")
 
@@ -153,7 +153,7 @@ RELATIVE = {"tasks", "knowledge"}
 def tasks(cache: Path, other_chars: int = 0, share: float = 0.1, eval_items: int = 200, seed: int = 0) -> list[str]:
     """Generated task items (compbench.tasks), ``share`` of the corpus characters;
     the items held out for zero-shot evaluation are never among them."""
-    from . import tasks as generated
+    from compbench import tasks as generated
 
     return generated.corpus_documents(share, other_chars, eval_items, seed)
 
@@ -162,7 +162,7 @@ def tasks(cache: Path, other_chars: int = 0, share: float = 0.1, eval_items: int
 def knowledge(cache: Path, other_chars: int = 0, share: float = 0.05, people: int = 48, agents: int = 24, seed: int = 0) -> list[str]:
     """The generated knowledge world (compbench.knowledge): people's attributes and
     the "hazardous" toxins, ``share`` of the corpus characters (composability study)."""
-    from .knowledge import World
+    from compbench.knowledge import World
 
     return World(people, agents, seed).corpus_documents(share, other_chars)
 
@@ -171,7 +171,7 @@ def build(sources: list[str], spec: SplitSpec, cache: Path, out_dir: Path, max_c
           options: dict | None = None) -> dict:
     """Write ``<out_dir>/<source>/<split>.txt`` (documents separated by blank lines).
     ``options``: source name -> keyword arguments of a RELATIVE source."""
-    from .artifacts import write_text
+    from compbench.artifacts import write_text
 
     stats = {}
     other_chars = 0

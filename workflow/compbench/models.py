@@ -55,7 +55,7 @@ def download(hf_id: str, out_dir: str | os.PathLike, revision: str | None = None
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
 
-    from .artifacts import atomic_path
+    from compbench.artifacts import atomic_path
 
     out_dir = Path(out_dir)
     try:
@@ -94,7 +94,7 @@ def load(model_dir: str | os.PathLike, device: torch.device | str = "cpu", dtype
         raise FileNotFoundError(f"{model_dir}: no safetensors weights (pickled weights are never loaded)")
     from safetensors import SafetensorError
 
-    from .artifacts import CorruptArtifact
+    from compbench.artifacts import CorruptArtifact
 
     try:
         model = AutoModelForCausalLM.from_pretrained(

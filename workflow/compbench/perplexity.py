@@ -15,7 +15,7 @@ import math
 import torch
 from tqdm import tqdm
 
-from .registry import Registry
+from compbench.registry import Registry
 
 # name -> function(spec, corpus_dir) returning the raw evaluation text
 DATASETS: Registry = Registry("perplexity dataset")
@@ -49,7 +49,7 @@ def c4(spec: dict, corpus_dir=None) -> str:
 @DATASETS.register("tiny")
 def tiny(spec: dict, corpus_dir=None) -> str:
     """The embedded corpus's test split, every source joined like WikiText-2."""
-    from .corpus import documents, read_split
+    from compbench.corpus import documents, read_split
 
     if corpus_dir is None:
         raise ValueError("perplexity dataset 'tiny' needs the corpus directory")

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
-from .registry import Registry
+from compbench.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -242,7 +242,7 @@ def corpus_documents(share: float, other_chars: int, eval_n: int, seed: int, tas
 
 
 def write_eval_jsonl(path: str | Path, items: list[Item]) -> None:
-    from .artifacts import write_text
+    from compbench.artifacts import write_text
 
     write_text(path, "".join(json.dumps(it.record(), sort_keys=True) + "\n" for it in items))
 

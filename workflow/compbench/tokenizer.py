@@ -36,7 +36,7 @@ def train(texts: Iterable[str], vocab_size: int, min_frequency: int = 2):
 
 
 def save(tokenizer, out_dir: str | Path) -> None:
-    from .artifacts import atomic_path
+    from compbench.artifacts import atomic_path
 
     with atomic_path(out_dir) as tmp:
         tokenizer.save_pretrained(str(tmp))

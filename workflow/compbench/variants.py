@@ -13,24 +13,24 @@ from pathlib import Path
 
 import torch
 
-from .artifacts import read_json
-from .registry import Registry
+from compbench.artifacts import read_json
+from compbench.registry import Registry
 
 KINDS: Registry = Registry("variant kind")
 
 
 @KINDS.register("dense")
 def _dense(path: Path, manifest: dict, device, dtype):
-    from .models import load
+    from compbench.models import load
 
     return load(path, device=device, dtype=dtype)
 
 
 def _register_kinds() -> None:
     """Import the modules that register variant kinds (one line per kind)."""
-    from . import masked  # noqa: F401
-    from . import lowrank  # noqa: F401
-    from .memtrain import variant  # noqa: F401
+    from compbench.prune import masked
+    from compbench.lowrank import compress as lowrank
+    from compbench.memtrain import variant  # noqa: F401
 
 
 def manifest(path: str | Path) -> dict:

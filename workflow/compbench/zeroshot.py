@@ -40,7 +40,7 @@ def write_task(task: str, items_path: str | Path, out_dir: str | Path) -> Path:
     """An lm-eval task YAML for a generated task (multiple choice, zero-shot)."""
     import yaml
 
-    from .artifacts import write_text
+    from compbench.artifacts import write_text
 
     items_path = Path(items_path).resolve()
     spec = {
@@ -77,8 +77,8 @@ def offline_env(hf_home: str | Path, offline: bool = True) -> None:
 def materialised(variant_dir: str | Path, device="cpu", dtype=None, tmp_root: str | Path | None = None) -> Iterator[Path]:
     """A directory lm-eval's ``hf`` model can load: the variant itself if it is a
     plain model directory, else a temporary ``save_pretrained`` copy (removed on exit)."""
-    from . import tokenizer as tk
-    from . import variants
+    from compbench import tokenizer as tk
+    from compbench import variants
 
     variant_dir = Path(variant_dir)
     if variants.manifest(variant_dir)["kind"] == "dense":
@@ -139,7 +139,7 @@ def tidy(results: dict, **columns) -> list[dict]:
 
 def chance(task: str) -> float:
     """Chance accuracy of a generated task (NaN for lm-eval's own tasks)."""
-    from . import tasks as generated
+    from compbench import tasks as generated
 
     name = task[len(PREFIX):] if task.startswith(PREFIX) else None
     return generated.chance(name) if name in generated.TASKS else math.nan

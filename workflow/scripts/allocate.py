@@ -3,7 +3,9 @@ import json
 
 import pandas as pd
 
-from compbench import allocate, runlog
+from compbench import runlog
+
+from compbench.spectra import allocate
 from compbench.artifacts import read_table, write_table
 
 with runlog.to_file(snakemake.log[0]) as log:

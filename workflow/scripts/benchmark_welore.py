@@ -32,7 +32,11 @@ def build(model_arg: str, synthetic: bool, allocation: str | None, ratio: float)
     import pandas as pd
     import torch
 
-    from compbench import lowrank, models, spectra
+    from compbench import models
+
+    from compbench.lowrank import compress as lowrank
+
+    from compbench.spectra import esd as spectra
 
     if synthetic:
         from transformers import LlamaConfig, LlamaForCausalLM
@@ -96,7 +100,7 @@ def one(args, allocation, ratio, mode, device) -> dict:
 
     import torch
 
-    from compbench import lrc_finetune
+    from compbench.lowrank import finetune as lrc_finetune
 
     gc.collect()
     model = build(args.model, args.synthetic, allocation, ratio).to(device)

@@ -1,7 +1,7 @@
 """Rule calibration: a calibration token set (safetensors ids + manifest in metadata).
 The `source` wildcard is a source (`tiny`: random windows) or `<source>-<format>`
-for a downstream source (`arith-cot`); see compbench.calibration_sets."""
-from compbench import calibration, runlog, tokenizer
+for a downstream source (`arith-cot`); see compbench.calibration_data."""
+from compbench import calibration_data, runlog, tokenizer
 from compbench.artifacts import save_tensors
 from compbench.calibration_catalogue import parse_name
 
@@ -9,7 +9,7 @@ with runlog.to_file(snakemake.log[0]) as log:
     w = snakemake.wildcards
     source, fmt = parse_name(w.source)
     tok = tokenizer.load(snakemake.input.model)
-    ids = calibration.token_set(
+    ids = calibration_data.token_set(
         source, tok, int(w.n), int(w.seqlen), int(w.seed), fmt=fmt,
         corpus_dir=snakemake.params.corpus_dir, sources=snakemake.params.sources, tasks=snakemake.params.tasks,
     )

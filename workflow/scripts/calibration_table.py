@@ -1,7 +1,9 @@
 """Rule calibration_table: the study's tidy table and the paper-shaped table."""
 import pandas as pd
 
-from compbench import calibration_study, runlog
+from compbench import runlog
+
+from compbench.calibration_study import study as calibration_study
 from compbench.artifacts import read_table, write_table
 
 with runlog.to_file(snakemake.log[0]) as log:

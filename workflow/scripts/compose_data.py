@@ -1,5 +1,6 @@
 """Rule compose_data: the composability study's edits, probes, forget/retain sets and tests."""
-from compbench import compose_data, runlog
+from compbench import runlog
+from compbench.compose import data as compose_data
 from compbench.artifacts import write_json
 
 with runlog.to_file(snakemake.log[0]) as log:

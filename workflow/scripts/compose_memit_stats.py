@@ -5,9 +5,9 @@ from pathlib import Path
 from compbench import models, runlog
 from compbench import device as dev
 from compbench.artifacts import load_tensors
-from compbench.intervene import Context, StudyData
-from compbench.intervene.edit_ft import band
-from compbench.intervene.edit_memit import cached_covariance
+from compbench.compose.interventions import Context, StudyData
+from compbench.compose.interventions.edit_ft import band
+from compbench.compose.interventions.edit_memit import cached_covariance
 
 with runlog.to_file(snakemake.log[0]) as log:
     dev.set_threads(snakemake.threads)

@@ -7,11 +7,13 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from compbench import compose, models, perplexity, provenance, runlog, tokenizer
+from compbench import models, perplexity, provenance, runlog, tokenizer
+
+from compbench.compose import pipeline as compose
 from compbench import device as dev
-from compbench import edit_metrics as em
+from compbench.compose import metrics as em
 from compbench.artifacts import load_tensors, read_json, write_table
-from compbench.intervene import Context, StudyData
+from compbench.compose.interventions import Context, StudyData
 
 with runlog.to_file(snakemake.log[0]) as log:
     dev.set_threads(snakemake.threads)

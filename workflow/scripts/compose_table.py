@@ -2,7 +2,9 @@
 metrics (order-free error, order sensitivity) of every pair."""
 import pandas as pd
 
-from compbench import compose, runlog
+from compbench import runlog
+
+from compbench.compose import pipeline as compose
 from compbench.artifacts import read_table, write_table
 
 with runlog.to_file(snakemake.log[0]) as log:

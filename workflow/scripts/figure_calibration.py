@@ -1,5 +1,6 @@
 """Rule figure_calibration: heatmap of accuracy change vs dense (calibration set x task)."""
-from compbench import calibration_study, runlog
+from compbench import runlog
+from compbench.calibration_study import study as calibration_study
 from compbench.artifacts import atomic_path, read_table
 
 with runlog.to_file(snakemake.log[0]):

@@ -1,5 +1,6 @@
 """Rule figure_compose: composability heatmaps and the sparsity sweep."""
-from compbench import compose_plots, figures, runlog
+from compbench import figures, runlog
+from compbench.compose import plots as compose_plots
 from compbench.artifacts import read_table
 
 with runlog.to_file(snakemake.log[0]):

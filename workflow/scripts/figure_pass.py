@@ -1,5 +1,7 @@
 """Rule figure_pass: accuracy vs MACs per method, and kept channels per unit."""
-from compbench import figures, runlog, vision_plots
+from compbench import figures, runlog
+from compbench.vision import plots as vision_plots
+from compbench.fusion import plots as fusion_plots
 from compbench.artifacts import read_table
 
 with runlog.to_file(snakemake.log[0]):

@@ -1,10 +1,11 @@
 from compbench import figures, runlog
+from compbench.prune import plots as prune_plots
 from compbench.artifacts import read_table
 
 with runlog.to_file(snakemake.log[0]):
     t = read_table(snakemake.input.table)
     m = snakemake.wildcards.model
-    figures.save(figures.pruning_curves(t, f"pruning {m}"), snakemake.output.curve)
-    figures.save(figures.allocation_bars(t, f"per-block sparsity, {m}"), snakemake.output.allocation)
-    figures.save(figures.pruning_paper_table(t, snakemake.params.anchors, f"{m} vs the AlphaPruning paper"), snakemake.output.paper)
-    figures.save(figures.alpha_sweep(t, f"AlphaPruning epsilon sweep, {m}"), snakemake.output.sweep)
+    figures.save(prune_plots.pruning_curves(t, f"pruning {m}"), snakemake.output.curve)
+    figures.save(prune_plots.allocation_bars(t, f"per-block sparsity, {m}"), snakemake.output.allocation)
+    figures.save(prune_plots.pruning_paper_table(t, snakemake.params.anchors, f"{m} vs the AlphaPruning paper"), snakemake.output.paper)
+    figures.save(prune_plots.alpha_sweep(t, f"AlphaPruning epsilon sweep, {m}"), snakemake.output.sweep)

@@ -1,5 +1,6 @@
 """Figures of the spectra stage: per-block alpha by xmin rule, and fitted ESDs."""
-from compbench import figures, runlog, spectra_plots
+from compbench import figures, runlog
+from compbench.spectra import plots as spectra_plots
 from compbench.artifacts import load_tensors, read_table
 
 with runlog.to_file(snakemake.log[0]):

@@ -3,7 +3,8 @@ import pandas as pd
 from transformers import AutoTokenizer
 
 from compbench import device as dev
-from compbench import fusion, models, provenance, runlog
+from compbench import models, provenance, runlog
+from compbench.fusion import moe as fusion
 from compbench.artifacts import load_tensors, read_json, save_tensors, write_table
 
 with runlog.to_file(snakemake.log[0]) as log:

@@ -1,7 +1,13 @@
 """Rule fusion_summary: Pareto fronts per method (figure) and their hypervolumes (table)."""
 import pandas as pd
 
-from compbench import fusion, runlog, vision_plots, figures
+from compbench import runlog, figures
+
+from compbench.fusion import moe as fusion
+
+from compbench.vision import plots as vision_plots
+
+from compbench.fusion import plots as fusion_plots
 from compbench.artifacts import read_table, write_table
 
 with runlog.to_file(snakemake.log[0]) as log:

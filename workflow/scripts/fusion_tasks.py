@@ -1,5 +1,6 @@
 """Rule fusion_tasks: one task's train/test prompts and labels (generated here, or a hub data set)."""
-from compbench import runlog, text_tasks
+from compbench import runlog
+from compbench.fusion import tasks as text_tasks
 from compbench.artifacts import write_json
 
 with runlog.to_file(snakemake.log[0]) as log:

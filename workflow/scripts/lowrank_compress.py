@@ -7,7 +7,8 @@ import pandas as pd
 import torch
 
 from compbench import device as dev
-from compbench import lowrank, models, provenance, runlog
+from compbench import models, provenance, runlog
+from compbench.lowrank import compress as lowrank
 from compbench.artifacts import load_tensors, read_table, write_table
 
 with runlog.to_file(snakemake.log[0]) as log:

@@ -5,7 +5,9 @@ import pandas as pd
 import torch
 
 from compbench import device as dev
-from compbench import lowrank, lrc_finetune, models, provenance, runlog, tokenizer, variants
+from compbench import models, provenance, runlog, tokenizer, variants
+from compbench.lowrank import compress as lowrank
+from compbench.lowrank import finetune as lrc_finetune
 from compbench.artifacts import read_json, write_table
 
 with runlog.to_file(snakemake.log[0]) as log:

@@ -3,7 +3,9 @@ dense model, from Wanda scores |W|·‖X‖ on the calibration set (sequential p
 no pruning)."""
 import pandas as pd
 
-from compbench import allocate, calibration, models, runlog
+from compbench import calibration, models, runlog
+
+from compbench.spectra import allocate
 from compbench import device as dev
 from compbench.artifacts import load_tensors, write_table
 from compbench.prune.wanda import scores

@@ -1,5 +1,6 @@
 """Rule pass_data: the image set of the PASS line (generated here, or a real one)."""
-from compbench import pass_pipeline, runlog
+from compbench import runlog
+from compbench.vision import pipeline as pass_pipeline
 from compbench.artifacts import save_tensors
 
 with runlog.to_file(snakemake.log[0]) as log:

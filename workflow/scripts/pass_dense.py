@@ -2,7 +2,8 @@
 import pandas as pd
 
 from compbench import device as dev
-from compbench import pass_pipeline, provenance, runlog
+from compbench import provenance, runlog
+from compbench.vision import pipeline as pass_pipeline
 from compbench.artifacts import write_table
 
 with runlog.to_file(snakemake.log[0]) as log:

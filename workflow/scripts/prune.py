@@ -3,7 +3,9 @@ import json
 
 import pandas as pd
 
-from compbench import masked, models, provenance, runlog
+from compbench import models, provenance, runlog
+
+from compbench.prune import masked
 from compbench import device as dev
 from compbench.artifacts import load_tensors, read_table, write_table
 from compbench.prune import PRUNERS, prune_model

@@ -2,11 +2,13 @@
 uniform sparsity (as in the paper) with Wanda or SparseGPT on one calibration set."""
 import pandas as pd
 
-from compbench import masked, models, provenance, runlog
+from compbench import models, provenance, runlog
+
+from compbench.prune import masked
 from compbench import device as dev
 from compbench.artifacts import load_tensors, write_table
 from compbench.prune import PRUNERS, prune_model
-from compbench.spectra import decoder_blocks
+from compbench.blocks import decoder_blocks
 
 with runlog.to_file(snakemake.log[0]) as log:
     dev.set_threads(snakemake.threads)

@@ -2,7 +2,8 @@
 import torch
 
 from compbench import device as dev
-from compbench import models, provenance, runlog, spectra
+from compbench import models, provenance, runlog
+from compbench.spectra import esd as spectra
 from compbench.artifacts import save_tensors, write_table
 
 with runlog.to_file(snakemake.log[0]) as log:

@@ -18,7 +18,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ..registry import Registry
+from compbench.registry import Registry
 
 VARIANTS: Registry = Registry("training variant")
 
@@ -75,7 +75,7 @@ def plain_groups(params, weight_decay: float) -> list[dict]:
 
 
 def _register() -> None:
-    from . import adamw, galore_variant, lora, qgalore_variant  # noqa: F401
+    from compbench.memtrain import adamw, galore_variant, lora, qgalore_variant  # noqa: F401
 
 
 def build(name: str, model: nn.Module, hyper: dict, ctx: Context) -> Setup:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from . import VARIANTS, Context, Setup, plain_groups, set_trainable
-from .galore import ProjectedAdamW
+from compbench.memtrain import VARIANTS, Context, Setup, plain_groups, set_trainable
+from compbench.memtrain.galore import ProjectedAdamW
 
 
 @VARIANTS.register("adamw")

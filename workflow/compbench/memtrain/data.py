@@ -13,7 +13,7 @@
 
 from __future__ import annotations
 
-from ..registry import Registry
+from compbench.registry import Registry
 
 # name -> fn(regime, spec, corpus_dir) -> {"train": text, "monitor": text, "test": text}
 DATA: Registry = Registry("memtrain data source")
@@ -21,7 +21,7 @@ DATA: Registry = Registry("memtrain data source")
 
 @DATA.register("tiny")
 def tiny(regime: str, spec: dict, corpus_dir=None) -> dict[str, str]:
-    from ..corpus import read_split
+    from compbench.corpus import read_split
 
     if corpus_dir is None:
         raise ValueError("memtrain data 'tiny' needs the corpus directory")
@@ -29,7 +29,7 @@ def tiny(regime: str, spec: dict, corpus_dir=None) -> dict[str, str]:
     def split(name):
         return "\n\n".join(read_split(corpus_dir, s, name).strip() for s in spec["sources"])
 
-    from ..perplexity import tiny as spine_test
+    from compbench.perplexity import tiny as spine_test
 
     train, monitor = ("validation", "test") if regime == "finetune" else ("train", "validation")
     # the test text exactly as the spine's perplexity rule builds it (same documents, same joins)
@@ -40,7 +40,7 @@ def tiny(regime: str, spec: dict, corpus_dir=None) -> dict[str, str]:
 def c4(regime: str, spec: dict, corpus_dir=None) -> dict[str, str]:
     from datasets import load_dataset
 
-    from ..perplexity import c4 as c4_validation
+    from compbench.perplexity import c4 as c4_validation
 
     files = {"train": "en/c4-train.00000-of-01024.json.gz"}
     try:

@@ -3,8 +3,8 @@ base weights frozen; merged back into the weights after training."""
 
 from __future__ import annotations
 
-from . import VARIANTS, Context, Setup, decoder_linears, plain_groups
-from .galore import ProjectedAdamW
+from compbench.memtrain import VARIANTS, Context, Setup, decoder_linears, plain_groups
+from compbench.memtrain.galore import ProjectedAdamW
 
 ALLOWED = {"rank", "alpha", "dropout"}
 

@@ -33,7 +33,7 @@ def nbytes(t: torch.Tensor | None) -> int:
 
 
 def account(model, optimizer=None) -> dict[str, int]:
-    from .qgalore import QLinear
+    from compbench.memtrain.qgalore import QLinear
 
     out = dict.fromkeys(CATEGORIES + ("buffers",), 0)
     qbuf = set()

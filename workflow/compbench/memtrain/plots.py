@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..figures import plt
+from compbench.figures import plt
 
 ORDER = ["adamw", "lora", "galore", "qgalore", "qgalore_nosr", "qgalore_fixed"]
 MIB = 2**20

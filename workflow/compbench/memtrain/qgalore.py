@@ -35,8 +35,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import quant
-from .galore import GaLoreProjector
+from compbench.memtrain import quant
+from compbench.memtrain.galore import GaLoreProjector
 
 
 def next_gap(queue: list[float], gap: int, similarity: float, queue_size: int, cos_threshold: float, gamma: float) -> int:

@@ -8,10 +8,10 @@ from functools import partial
 
 import torch
 
-from . import VARIANTS, Context, Setup, decoder_linears, plain_groups, set_trainable
-from .galore import ProjectedAdamW
-from .galore_variant import check
-from .qgalore import AdaptiveProjector, dequantize_linears, quantize_linears
+from compbench.memtrain import VARIANTS, Context, Setup, decoder_linears, plain_groups, set_trainable
+from compbench.memtrain.galore import ProjectedAdamW
+from compbench.memtrain.galore_variant import check
+from compbench.memtrain.qgalore import AdaptiveProjector, dequantize_linears, quantize_linears
 
 ALLOWED = {"rank", "update_proj_gap", "scale", "weight_bits", "weight_group_size", "proj_bits", "proj_group_size",
            "stochastic_round", "adaptive", "cos_threshold", "gamma_proj", "queue_size"}

@@ -15,8 +15,8 @@ import time
 
 import torch
 
-from .. import pretrain
-from . import Context, build, memory
+from compbench import pretrain
+from compbench.memtrain import Context, build, memory
 
 log = logging.getLogger("compbench.memtrain")
 

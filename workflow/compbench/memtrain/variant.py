@@ -11,8 +11,8 @@ from pathlib import Path
 
 import torch
 
-from ..artifacts import CorruptArtifact, atomic_path, load_tensors, save_tensors, write_json
-from ..variants import KINDS
+from compbench.artifacts import CorruptArtifact, atomic_path, load_tensors, save_tensors, write_json
+from compbench.variants import KINDS
 
 
 def changed_tensors(model, base_state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -38,7 +38,7 @@ def save(out_dir, base_dir, model, base_state: dict, recipe: dict) -> int:
 
 @KINDS.register("trained")
 def _load(path, manifest, device, dtype):
-    from ..models import load
+    from compbench.models import load
 
     model = load(manifest["base"], device=device, dtype=dtype)
     values = load_tensors(Path(path) / "values.safetensors")

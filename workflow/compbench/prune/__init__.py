@@ -15,7 +15,7 @@ from typing import Callable
 
 import torch
 
-from ..registry import Registry
+from compbench.registry import Registry
 
 PRUNERS: Registry = Registry("pruning method")
 
@@ -75,8 +75,8 @@ def prune_model(model, method: str, ratios: dict[int, float] | None, nm: tuple[i
     """Prune every decoder linear in place. ``ratios``: block -> sparsity (from
     an allocation); ``nm``: an N:M pattern instead. Returns (masks, changed):
     keep-masks per linear, and the updated weights of methods that change values."""
-    from ..calibration import sequential
-    from ..spectra import linear_modules
+    from compbench.calibration import sequential
+    from compbench.blocks import linear_modules
 
     meth = PRUNERS.get(method)
     masks, changed = {}, {}
@@ -107,4 +107,4 @@ def prune_model(model, method: str, ratios: dict[int, float] | None, nm: tuple[i
     return masks, changed
 
 
-from . import magnitude, sparsegpt, wanda  # noqa: E402,F401  (registration)
+from compbench.prune import magnitude, sparsegpt, wanda  # noqa: E402,F401  (registration)

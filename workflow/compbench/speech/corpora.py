@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..registry import Registry
+from compbench.registry import Registry
 
 CORPORA: Registry = Registry("ASR corpus source")
 SPLITS = ("train", "dev", "test")

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..registry import Registry
+from compbench.registry import Registry
 
 SELECT: Registry = Registry("DDP selection rule")
 

@@ -36,7 +36,7 @@ def log_mel(audio: np.ndarray, mel) -> torch.Tensor:
 def compute(manifest, root: str | Path, spec: dict, sample_rate: int) -> dict[str, torch.Tensor]:
     from tqdm import tqdm
 
-    from .corpora import read_wav
+    from compbench.speech.corpora import read_wav
 
     mel = mel_transform(spec, sample_rate)
     feats, offsets = [], [0]

@@ -14,7 +14,7 @@ import math
 import torch
 from torch import nn
 
-from .model import get_child, set_child, target_linears
+from compbench.speech.model import get_child, set_child, target_linears
 
 
 class FactorizedLinear(nn.Module):

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .model import get_child, set_child, target_linears
+from compbench.speech.model import get_child, set_child, target_linears
 
 
 class MaskedLinear(nn.Module):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..figures import plt
+from compbench.figures import plt
 
 
 def _wide(table: pd.DataFrame) -> pd.DataFrame:

@@ -19,8 +19,8 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from ..registry import Registry
-from . import ddp, features, lowrank, model as M, msrs
+from compbench.registry import Registry
+from compbench.speech import ddp, features, lowrank, model as M, msrs
 
 VARIANTS: Registry = Registry("speech training variant")
 LOG = logging.getLogger("compbench.speech")
@@ -240,7 +240,7 @@ def lr_at(progress: float, step: int, base: float, warmup: int, floor: float = 0
 
 @torch.no_grad()
 def evaluate(model, data: Data, idx: list[int], device, batch_size: int = 32) -> tuple[dict, list[str]]:
-    from .wer import error_rates
+    from compbench.speech.wer import error_rates
 
     model.eval()
     hyps = []

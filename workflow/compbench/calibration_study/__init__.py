@@ -1,0 +1,1 @@
+"""calibration_study line."""
