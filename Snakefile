@@ -1,5 +1,5 @@
 # compbench: a Snakemake workflow reproducing a benchmark of model-efficiency
-# methods. Architecture: DESIGN (shared) and README.md.
+# methods. Architecture: docs/architecture.md.
 import os
 import sys
 from pathlib import Path
@@ -28,12 +28,11 @@ check_config(config)
 
 report: "workflow/report/workflow.rst"
 
-# common.smk first (shared helpers), then rules/common/<line>.smk (a line's helpers:
-# Snakemake's linter wants functions and rules in separate files), then every stage file.
+# Shared helpers first, then the core stages and one file per research line
+# (named like its package, compbench/<line>/). Which jobs a config asks for is
+# computed by the package (compbench.lines and each line's grid.py), so the order
+# of the includes does not matter.
 include: "rules/common.smk"
-# each line's own helpers (functions, variant providers, final targets), then its rules
-for _smk in sorted(Path(workflow.basedir, "rules", "common").glob("*.smk")):
-    include: str(_smk)
 for _smk in sorted(Path(workflow.basedir, "rules").glob("*.smk")):
     if _smk.name != "common.smk":
         include: str(_smk)
@@ -43,4 +42,4 @@ apply_slurm_placement()  # rules/common.smk: sbatch partition/account/GPU model 
 rule all:
     default_target: True
     input:
-        final_outputs(),
+        lambda wc: lines.targets(config),

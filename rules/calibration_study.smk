@@ -1,34 +1,18 @@
 # Calibration-data study (Bandari et al., EMNLP 2024) and zero-shot evaluation
 # with lm-eval: calibration sets (source x format, rule `calibration` in
-# prune.smk) -> uniformly pruned variants (Wanda / SparseGPT) -> lm-eval (+ the
+# calibration.smk) -> uniformly pruned variants (Wanda / SparseGPT) -> lm-eval (+ the
 # spine's perplexity) -> study table, paper-shaped table, heatmap.
-# Helpers are package functions (compbench.calibration_study.study), so this file holds rules only.
-from compbench.calibration_study import study as cstudy
-
-STUDY_VARIANTS = lambda model: cstudy.variant_dirs(config["calibration_study"], RESULTS, model)
-LMEVAL_OUTPUTS = lambda model: [f"{RESULTS}/eval/{model}/{v}/lm_eval.csv" for v in ["dense", *STUDY_VARIANTS(model)]]
-GENERATED_TASKS = lambda: cstudy.generated_tasks(config["calibration_study"])
-
-
-if "calibration_study" in config:
-    cstudy.validate(config["calibration_study"])
-    VARIANT_PROVIDERS.append(STUDY_VARIANTS)
-    FINAL.append(
-        lambda: expand(
-            [f"{RESULTS}/tables/calibration-{{model}}.csv", f"{RESULTS}/tables/calibration-paper-{{model}}.csv",
-             f"{RESULTS}/figures/calibration-heatmap-{{model}}.png"],
-            model=list(config["models"]),
-        ) + [f"{RESULTS}/tables/zeroshot.csv"]
-    )
+# Grid: compbench.calibration_study.grid.
+from compbench.calibration_study import grid as cstudy_grid
 
 
 rule lmeval_tasks:
     output:
         directory(f"{RESULTS}/lm_eval/tasks"),
     input:
-        code=pkg("tasks", "zeroshot"),
+        code=code("lmeval_tasks"),
     params:
-        tasks=lambda wc: GENERATED_TASKS(),
+        tasks=lambda wc: cstudy_grid.generated_tasks(config["calibration_study"]),
         held_out=cfg("corpus", "tasks", default={}),
     log:
         f"{RESULTS}/logs/lm_eval/tasks.log",
@@ -47,7 +31,7 @@ rule prune_calibration:
     input:
         model=lambda wc: model_dir(wc.model),
         calibration=f"{RESULTS}/calibration/{{model}}/{{calib}}.safetensors",
-        code=pkg("prune", "prune.magnitude", "prune.wanda", "prune.sparsegpt", "calibration", "masked", "spectra", "models", "variants"),
+        code=code("prune_calibration"),
     wildcard_constraints:
         calib=r"[a-z0-9_]+?(-[a-z0-9]+)?_\d+x\d+_s\d+",
         method=r"[a-z]+",
@@ -72,8 +56,8 @@ rule lm_eval:
         f"{RESULTS}/eval/{{model}}/{{variant}}/lm_eval.csv",
     input:
         variant=variant_input,
-        tasks=lambda wc: [f"{RESULTS}/lm_eval/tasks"] if GENERATED_TASKS() else [],
-        code=pkg("zeroshot", "tasks", "variants", "masked", "models", "tokenizer"),
+        tasks=lambda wc: [f"{RESULTS}/lm_eval/tasks"] if cstudy_grid.generated_tasks(config["calibration_study"]) else [],
+        code=variant_code("lm_eval"),
     params:
         spec=model_spec,
         lm_eval=cfg("calibration_study", "lm_eval"),
@@ -96,7 +80,8 @@ rule zeroshot_table:
     output:
         report(f"{RESULTS}/tables/zeroshot.csv", caption="../workflow/report/zeroshot_table.rst", category="Calibration data"),
     input:
-        lambda wc: [f for m in config["models"] for f in LMEVAL_OUTPUTS(m)],
+        lambda wc: [f for m in config["models"] for f in cstudy_grid.lmeval_outputs(config, m)],
+        code=code("concat_tables"),
     log:
         f"{RESULTS}/logs/zeroshot_table.log",
     threads: 1
@@ -112,14 +97,10 @@ rule calibration_table:
         tidy=report(f"{RESULTS}/tables/calibration-{{model}}.csv", caption="../workflow/report/calibration_table.rst", category="Calibration data"),
         paper=report(f"{RESULTS}/tables/calibration-paper-{{model}}.csv", caption="../workflow/report/calibration_paper.rst", category="Calibration data"),
     input:
-        records=lambda wc: [f"{RESULTS}/calibration_study/{wc.model}/{v}.csv" for v in STUDY_VARIANTS(wc.model)],
-        zeroshot=lambda wc: LMEVAL_OUTPUTS(wc.model),
-        perplexity=lambda wc: [
-            f"{RESULTS}/eval/{wc.model}/{v}/perplexity-{d}.csv"
-            for v in ["dense", *STUDY_VARIANTS(wc.model)]
-            for d in config["evaluation"]["perplexity"]["datasets"]
-        ],
-        code=pkg("calibration_study", "calibration_catalogue"),
+        records=lambda wc: [f"{RESULTS}/calibration_study/{wc.model}/{v}.csv" for v in cstudy_grid.variants(config, wc.model)],
+        zeroshot=lambda wc: cstudy_grid.lmeval_outputs(config, wc.model),
+        perplexity=lambda wc: lines.perplexity_outputs(config, wc.model, ["dense", *cstudy_grid.variants(config, wc.model)]),
+        code=code("calibration_table"),
     log:
         f"{RESULTS}/logs/calibration_table/{{model}}.log",
     threads: 1
@@ -135,7 +116,7 @@ rule figure_calibration:
         report(f"{RESULTS}/figures/calibration-heatmap-{{model}}.png", caption="../workflow/report/calibration_heatmap.rst", category="Calibration data"),
     input:
         table=f"{RESULTS}/tables/calibration-{{model}}.csv",
-        code=pkg("calibration_study", "calibration_catalogue"),
+        code=code("figure_calibration"),
     log:
         f"{RESULTS}/logs/figures/calibration-heatmap-{{model}}.log",
     threads: 1
@@ -144,3 +125,8 @@ rule figure_calibration:
         runtime=5,
     script:
         "../workflow/scripts/figure_calibration.py"
+
+
+rule calibration_study:
+    input:
+        lambda wc: lines.targets(config, "calibration_study"),

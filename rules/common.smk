@@ -1,21 +1,21 @@
-# Helpers and input functions shared by the rules. No rule lives here.
+# Helpers and input functions shared by the rules. No rule lives here; grids
+# (which jobs a config asks for) come from compbench.<line>.grid.
 import re
 import os
 from pathlib import Path
 
-PKG_DIR = os.path.join(workflow.basedir, "workflow", "compbench")
-RESULTS = "results"
+from compbench import deps, lines
+from compbench.lines import RESULTS
+
+SCRIPTS = os.path.join(workflow.basedir, "workflow", "scripts")
 
 
-def pkg(*modules):
-    """Package sources a job depends on. Snakemake does not track imports, so an
-    edit of one of these modules reruns exactly the jobs that list it."""
-    base = ["__init__", "artifacts", "provenance", "runlog", "device", "registry"]
-    paths = []
-    for m in dict.fromkeys(base + list(modules)):
-        p = Path(PKG_DIR, *m.split("."))
-        paths.append(str(p / "__init__.py" if p.is_dir() else p.with_suffix(".py")))
-    return paths
+def code(script, skip=(), extra=()):
+    """Package sources a job of this script depends on: what the script imports,
+    transitively (compbench.deps reads the import graph once per parse). Snakemake
+    does not track imports; as inputs, an edit of a module reruns exactly the
+    jobs whose script reaches it."""
+    return deps.script_code(os.path.join(SCRIPTS, f"{script}.py"), skip=skip, extra=extra)
 
 
 def canon(value):
@@ -75,49 +75,22 @@ def corpus_files(split):
     return expand(f"{RESULTS}/corpus/{{source}}/{split}.txt", source=config["corpus"]["sources"]) if "corpus" in config else []
 
 
-# Variants of a model that every evaluation covers. A method line appends a
-# provider: model name -> {variant name: artifact directory}. The dense variant
-# is the model directory itself.
-VARIANT_PROVIDERS = [lambda model: {"dense": model_dir(model)}]
-
-
-def variants_of(model):
-    out = {}
-    for provider in VARIANT_PROVIDERS:
-        out.update(provider(model))
-    return out
-
-
 def variant_input(wildcards):
-    known = variants_of(wildcards.model)
+    known = lines.variants(config, wildcards.model)
     if wildcards.variant not in known:
         raise ValueError(f"unknown variant {wildcards.variant!r} of model {wildcards.model!r}; allowed: {', '.join(known)}")
     return known[wildcards.variant]
 
 
-def perplexity_outputs():
-    return [
-        f"{RESULTS}/eval/{m}/{v}/perplexity-{d}.csv"
-        for m in config["models"]
-        for v in variants_of(m)
-        for d in config["evaluation"]["perplexity"]["datasets"]
-    ]
+def variant_code(script):
+    """Code of a job that loads a variant: its script's, plus the module of the
+    variant's kind (an edit of prune/masked.py reruns the evaluations of pruned variants only)."""
 
+    def get(wildcards):
+        line = lines.variant_line(config, wildcards.model, wildcards.variant)
+        return code(script, extra=sorted(set(line.variant_kinds.values())) if line else ())
 
-# Final targets of `rule all`. Every stage file appends its figures and tables
-# to FINAL (a list of paths, or callables returning lists, evaluated at the end).
-FINAL = [
-    # (a config without language models, e.g. the speech line alone, has no perplexity table)
-    lambda: [f"{RESULTS}/tables/perplexity.csv", f"{RESULTS}/figures/perplexity.png"] if config["models"] else [],
-    lambda: expand(f"{RESULTS}/figures/pretrain-{{model}}.png", model=models_of("tiny")),
-]
-
-
-def final_outputs():
-    out = []
-    for item in FINAL:
-        out += item() if callable(item) else [item]
-    return out
+    return get
 
 
 # --- SLURM placement (profiles/slurm, README "Running on a SLURM cluster") ---
@@ -156,18 +129,3 @@ def apply_slurm_placement():
                 r.resources[key] = slurm_placement(key, rule_gpu=raw if isinstance(raw, int) else None)
             else:
                 r.resources[key] = slurm_placement(key)
-
-
-# Speech line (rules/speech.smk): config section, runs, results folder.
-def speech_cfg():
-    return config["speech"]
-
-
-def speech_runs():
-    from compbench.speech.grid import runs
-
-    return runs(config["speech"]) if "speech" in config else {}
-
-
-def speech_dir():
-    return f"{RESULTS}/speech/{speech_cfg()['corpus']['name']}"

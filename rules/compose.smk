@@ -1,15 +1,21 @@
 # Composability line (Composable Interventions, ICLR 2025): the study's data ->
 # every intervention alone and every cross-category pair in both orders on the
 # same model -> table of metrics -> order-free error and order sensitivity ->
-# heatmaps and the edit-vs-compress sparsity curves. Helpers: rules/common/compose.smk.
+# heatmaps and the edit-vs-compress sparsity curves. Grid: compbench.compose.grid.
+from compbench.compose import grid as compose_grid
+
+# A run's code: the shared modules, plus only the intervention modules it uses
+# (an edit of interventions/rmu.py reruns only the runs with RMU).
+INTERVENTION_MODULES = [m for m in deps.modules() if m.startswith("compbench.compose.interventions.")]
+
 
 
 rule compose_data:
     output:
         f"{RESULTS}/compose/{{model}}/data.json",
     input:
-        corpus=lambda wc: corpus_files("train") if compose_cfg()["data"]["source"] == "world" else [],
-        code=pkg("compose_data", "knowledge", "intervene", "corpus"),
+        corpus=lambda wc: corpus_files("train") if config["compose"]["data"]["source"] == "world" else [],
+        code=code("compose_data"),
     params:
         data=cfg("compose", "data"),
         knowledge=cfg("corpus", "knowledge", default={}),
@@ -30,10 +36,10 @@ rule compose_memit_stats:
         directory(f"{RESULTS}/compose/{{model}}/memit-stats"),
     input:
         model=lambda wc: model_dir(wc.model),
-        calibration=lambda wc: f"{RESULTS}/calibration/{wc.model}/{compose_calib()}.safetensors",
-        code=pkg("intervene", "intervene.edit_memit", "intervene.edit_ft", "models"),
+        calibration=lambda wc: f"{RESULTS}/calibration/{wc.model}/{compose_grid.calib_name(config)}.safetensors",
+        code=code("compose_memit_stats"),
     params:
-        memit=lambda wc: compose_memit_entries(),
+        memit=lambda wc: canon(compose_grid.memit_entries(config)),
         device=config["device"],
     log:
         f"{RESULTS}/logs/compose/{{model}}/memit-stats.log",
@@ -54,19 +60,19 @@ rule compose_run:
     input:
         model=lambda wc: model_dir(wc.model),
         data=f"{RESULTS}/compose/{{model}}/data.json",
-        calibration=lambda wc: f"{RESULTS}/calibration/{wc.model}/{compose_calib()}.safetensors",
-        memit_stats=compose_memit_input,
-        corpus=lambda wc: corpus_files("test") if compose_cfg()["eval"]["perplexity"] == "tiny" else [],
-        code=compose_run_code,
+        calibration=lambda wc: f"{RESULTS}/calibration/{wc.model}/{compose_grid.calib_name(config)}.safetensors",
+        memit_stats=lambda wc: f"{RESULTS}/compose/{wc.model}/memit-stats" if compose_grid.uses_memit(config, wc.run) else [],
+        corpus=lambda wc: corpus_files("test") if config["compose"]["eval"]["perplexity"] == "tiny" else [],
+        code=lambda wc: code("compose_run", skip=INTERVENTION_MODULES, extra=compose_grid.run_modules(config, wc.run)),
     wildcard_constraints:
-        run=r"[A-Za-z0-9_.\-]+",
+        run=compose_grid.RUN_WILDCARD,
     params:
         interventions=cfg("compose", "interventions"),
         eval=cfg("compose", "eval"),
         sources=cfg("corpus", "sources", default=[]),
         corpus_dir=f"{RESULTS}/corpus",
         spec=model_spec,
-        seed=lambda wc: compose_cfg()["seed"],
+        seed=lambda wc: config["compose"]["seed"],
         device=config["device"],
     log:
         f"{RESULTS}/logs/compose/{{model}}/{{run}}.log",
@@ -88,8 +94,8 @@ rule compose_table:
         metrics=report(f"{RESULTS}/tables/composability-{{model}}.csv", category="Composable interventions",
                        caption="../workflow/report/composability.rst"),
     input:
-        runs=lambda wc: expand(f"{RESULTS}/compose/{wc.model}/runs/{{run}}.csv", run=compose_runs()),
-        code=pkg("compose"),
+        runs=lambda wc: expand(f"{RESULTS}/compose/{wc.model}/runs/{{run}}.csv", run=compose_grid.runs(config)),
+        code=code("compose_table"),
     log:
         f"{RESULTS}/logs/compose/{{model}}/table.log",
     threads: 1
@@ -109,7 +115,7 @@ rule figure_compose:
     input:
         runs=f"{RESULTS}/tables/compose-{{model}}.csv",
         metrics=f"{RESULTS}/tables/composability-{{model}}.csv",
-        code=pkg("compose_plots"),
+        code=code("figure_compose"),
     params:
         sweep=cfg("compose", "sweep", default={}),
     log:
@@ -120,3 +126,8 @@ rule figure_compose:
         runtime=5,
     script:
         "../workflow/scripts/figure_compose.py"
+
+
+rule compose:
+    input:
+        lambda wc: lines.targets(config, "compose"),

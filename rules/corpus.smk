@@ -6,7 +6,7 @@ rule corpus:
         expand(f"{RESULTS}/corpus/{{source}}/{{split}}.txt", source=config["corpus"]["sources"], split=["train", "validation", "test"]),
         stats=f"{RESULTS}/corpus/stats.json",
     input:
-        code=pkg("corpus", "tasks", "knowledge"),
+        code=code("corpus"),
     params:
         corpus=cfg("corpus"),
         cache=f"{RESULTS}/downloads",
@@ -27,7 +27,7 @@ rule tokenizer:
         directory(f"{RESULTS}/tokenizer"),
     input:
         train=corpus_files("train"),
-        code=pkg("tokenizer", "corpus"),
+        code=code("tokenizer"),
     params:
         vocab_size=config["tokenizer"]["vocab_size"],
     log:

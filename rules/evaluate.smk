@@ -7,7 +7,7 @@ rule perplexity:
     input:
         variant=variant_input,
         corpus=lambda wc: corpus_files("test") if wc.dataset == "tiny" else [],
-        code=pkg("perplexity", "models", "tokenizer", "corpus", "variants"),
+        code=variant_code("perplexity"),
     params:
         spec=model_spec,
         evaluation=cfg("evaluation", "perplexity"),
@@ -35,7 +35,8 @@ rule perplexity_table:
             category="Evaluation",
         ),
     input:
-        perplexity_outputs(),
+        lambda wc: lines.perplexity_outputs(config),
+        code=code("concat_tables"),
     log:
         f"{RESULTS}/logs/perplexity_table.log",
     threads: 1

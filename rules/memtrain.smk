@@ -3,7 +3,9 @@
 # fine-tuning each model of `memtrain.finetune.models` on held-out text, and
 # pre-training LLaMA configs of `memtrain.pretrain.sizes` from scratch. Measured:
 # loss curves, test perplexity, tokens/s, SVD counts, exact bytes by category, peak memory.
-# Helper functions: rules/memtrain-helpers.smk.
+# Grid: compbench.memtrain.grid.
+from compbench.memtrain import grid as memtrain_grid
+
 
 
 
@@ -15,13 +17,11 @@ rule memtrain_finetune:
         refresh=f"{RESULTS}/memtrain/finetune/{{base}}/{{tvariant}}/refresh.csv",
     input:
         model=lambda wc: model_dir(wc.base),
-        corpus=lambda wc: corpus_files("validation") + corpus_files("test") if memtrain_cfg()["finetune"]["data"] == "tiny" else [],
-        code=pkg("memtrain", "memtrain.adamw", "memtrain.lora", "memtrain.galore", "memtrain.galore_variant", "memtrain.qgalore",
-                 "memtrain.qgalore_variant", "memtrain.quant", "memtrain.memory", "memtrain.recipe", "memtrain.data",
-                 "memtrain.variant", "pretrain", "perplexity", "models", "tokenizer", "corpus", "variants"),
+        corpus=lambda wc: corpus_files("validation") + corpus_files("test") if config["memtrain"]["finetune"]["data"] == "tiny" else [],
+        code=code("memtrain"),
     wildcard_constraints:
-        base=alternation(memtrain_finetune_models()) if "memtrain" in config else "(?!x)x",
-        **MEMTRAIN_WC,
+        base=alternation(memtrain_grid.finetune_models(config)),
+        **memtrain_grid.WILDCARDS,
     params:
         memtrain=lambda wc: {k: v for k, v in cfg("memtrain").items() if k != "pretrain"},
         regime="finetune",
@@ -49,14 +49,12 @@ rule memtrain_pretrain:
         summary=f"{RESULTS}/memtrain/pretrain/{{base}}/{{tvariant}}/summary.csv",
         refresh=f"{RESULTS}/memtrain/pretrain/{{base}}/{{tvariant}}/refresh.csv",
     input:
-        tokenizer=lambda wc: f"{RESULTS}/tokenizer" if memtrain_cfg()["pretrain"]["tokenizer"] == "tiny" else [],
-        corpus=lambda wc: corpus_files("train") + corpus_files("validation") + corpus_files("test") if memtrain_cfg()["pretrain"]["data"] == "tiny" else [],
-        code=pkg("memtrain", "memtrain.adamw", "memtrain.lora", "memtrain.galore", "memtrain.galore_variant", "memtrain.qgalore",
-                 "memtrain.qgalore_variant", "memtrain.quant", "memtrain.memory", "memtrain.recipe", "memtrain.data",
-                 "pretrain", "perplexity", "models", "tokenizer", "corpus"),
+        tokenizer=lambda wc: f"{RESULTS}/tokenizer" if config["memtrain"]["pretrain"]["tokenizer"] == "tiny" else [],
+        corpus=lambda wc: corpus_files("train") + corpus_files("validation") + corpus_files("test") if config["memtrain"]["pretrain"]["data"] == "tiny" else [],
+        code=code("memtrain"),
     wildcard_constraints:
-        base=alternation(list(config["memtrain"].get("pretrain", {}).get("sizes", {}))) if "memtrain" in config else "(?!x)x",
-        **MEMTRAIN_WC,
+        base=alternation(memtrain_grid.pretrain_sizes(config)),
+        **memtrain_grid.WILDCARDS,
     params:
         memtrain=lambda wc: {k: v for k, v in cfg("memtrain").items() if k != "finetune"},
         regime="pretrain",
@@ -69,11 +67,11 @@ rule memtrain_pretrain:
         f"{RESULTS}/logs/memtrain/pretrain/{{base}}/{{tvariant}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/memtrain/pretrain/{{base}}/{{tvariant}}.tsv"
-    threads: lambda wc: config["resources"][memtrain_cfg()["pretrain"]["sizes"][wc.base]["size"]]["threads"]
+    threads: lambda wc: config["resources"][config["memtrain"]["pretrain"]["sizes"][wc.base]["size"]]["threads"]
     resources:
-        mem_mb=lambda wc, attempt: config["resources"][memtrain_cfg()["pretrain"]["sizes"][wc.base]["size"]]["mem_mb"] * attempt,
-        runtime=lambda wc, attempt: config["resources"][memtrain_cfg()["pretrain"]["sizes"][wc.base]["size"]]["runtime"] * attempt,
-        gpu=lambda wc: config["resources"][memtrain_cfg()["pretrain"]["sizes"][wc.base]["size"]]["gpu"],
+        mem_mb=lambda wc, attempt: config["resources"][config["memtrain"]["pretrain"]["sizes"][wc.base]["size"]]["mem_mb"] * attempt,
+        runtime=lambda wc, attempt: config["resources"][config["memtrain"]["pretrain"]["sizes"][wc.base]["size"]]["runtime"] * attempt,
+        gpu=lambda wc: config["resources"][config["memtrain"]["pretrain"]["sizes"][wc.base]["size"]]["gpu"],
     script:
         "../workflow/scripts/memtrain.py"
 
@@ -84,16 +82,14 @@ rule memtrain_table:
         curves=f"{RESULTS}/tables/memtrain-curves.csv",
         refresh=f"{RESULTS}/tables/memtrain-refresh.csv",
     input:
-        summaries=lambda wc: [f"{memtrain_run_dir(*r)}/summary.csv" for r in memtrain_runs()],
-        curves=lambda wc: [f"{memtrain_run_dir(*r)}/curve.csv" for r in memtrain_runs()],
-        refresh=lambda wc: [f"{memtrain_run_dir(*r)}/refresh.csv" for r in memtrain_runs()],
+        summaries=lambda wc: [f"{memtrain_grid.run_dir(*r)}/summary.csv" for r in memtrain_grid.runs(config)],
+        curves=lambda wc: [f"{memtrain_grid.run_dir(*r)}/curve.csv" for r in memtrain_grid.runs(config)],
+        refresh=lambda wc: [f"{memtrain_grid.run_dir(*r)}/refresh.csv" for r in memtrain_grid.runs(config)],
         perplexity=lambda wc: [
-            f"{RESULTS}/eval/{m}/{v}/perplexity-{d}.csv"
-            for m in memtrain_finetune_models()
-            for v in ["dense", *memtrain_variants(m)]
-            for d in config["evaluation"]["perplexity"]["datasets"]
+            f for m in memtrain_grid.finetune_models(config)
+            for f in lines.perplexity_outputs(config, m, ["dense", *memtrain_grid.variants(config, m)])
         ],
-        code=pkg("memtrain.plots"),
+        code=code("memtrain_table"),
     log:
         f"{RESULTS}/logs/memtrain/table.log",
     threads: 1
@@ -113,7 +109,7 @@ rule figure_memtrain:
         table=f"{RESULTS}/tables/memtrain.csv",
         curves=f"{RESULTS}/tables/memtrain-curves.csv",
         refresh=f"{RESULTS}/tables/memtrain-refresh.csv",
-        code=pkg("memtrain.plots", "figures"),
+        code=code("figure_memtrain"),
     log:
         f"{RESULTS}/logs/figures/memtrain.log",
     threads: 1
@@ -122,3 +118,8 @@ rule figure_memtrain:
         runtime=5,
     script:
         "../workflow/scripts/figure_memtrain.py"
+
+
+rule memtrain:
+    input:
+        lambda wc: lines.targets(config, "memtrain"),

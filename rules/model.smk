@@ -11,7 +11,7 @@ rule pretrain_tiny:
         tokenizer=f"{RESULTS}/tokenizer",
         train=corpus_files("train"),
         validation=corpus_files("validation"),
-        code=pkg("pretrain", "models", "tokenizer", "corpus"),
+        code=code("pretrain"),
     wildcard_constraints:
         model=alternation(models_of("tiny")),
     params:
@@ -36,7 +36,7 @@ rule download_model:
     output:
         model=directory(f"{RESULTS}/models/{{model}}"),
     input:
-        code=pkg("models"),
+        code=code("download_model"),
     wildcard_constraints:
         model=alternation(models_of("hf")),
     params:

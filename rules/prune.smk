@@ -1,33 +1,9 @@
 # Layerwise pruning line (AlphaPruning): calibration token sets -> OWL outlier
 # ratios -> per-block allocation (uniform / OWL / alpha) -> magnitude / Wanda /
 # SparseGPT -> masked variants, evaluated by the spine's perplexity rule.
-# Helpers: rules/common/prune.smk.
-
-rule calibration:
-    output:
-        f"{RESULTS}/calibration/{{model}}/{{source}}_{{n}}x{{seqlen}}_s{{seed}}.safetensors",
-    input:
-        model=lambda wc: model_dir(wc.model),
-        corpus=lambda wc: corpus_files("train") if wc.source == "tiny" else [],
-        code=pkg("calibration", "calibration_sets", "calibration_catalogue", "tasks", "tokenizer", "corpus"),
-    wildcard_constraints:
-        n=r"\d+",
-        seqlen=r"\d+",
-        seed=r"\d+",
-    params:
-        sources=cfg("corpus", "sources"),
-        corpus_dir=f"{RESULTS}/corpus",
-        tasks=cfg("corpus", "tasks", default={}),
-    log:
-        f"{RESULTS}/logs/calibration/{{model}}/{{source}}_{{n}}x{{seqlen}}_s{{seed}}.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/calibration/{{model}}/{{source}}_{{n}}x{{seqlen}}_s{{seed}}.tsv"
-    threads: 1
-    resources:
-        mem_mb=res("mem_mb"),
-        runtime=res("runtime"),
-    script:
-        "../workflow/scripts/calibration.py"
+# Grid: compbench.prune.grid. Allocations: rules/spectra.smk; calibration token
+# sets: rules/calibration.smk. `snakemake pruning` makes the line's tables and figures.
+from compbench.prune import grid as prune_grid
 
 
 rule owl_outliers:
@@ -35,10 +11,10 @@ rule owl_outliers:
         f"{RESULTS}/allocation/{{model}}/owl-lod.csv",
     input:
         model=lambda wc: model_dir(wc.model),
-        calibration=lambda wc: f"{RESULTS}/calibration/{wc.model}/{calib_name()}.safetensors",
-        code=pkg("calibration", "allocate", "spectra", "prune.wanda", "models"),
+        calibration=lambda wc: f"{RESULTS}/calibration/{wc.model}/{prune_grid.calib_name(config)}.safetensors",
+        code=code("owl_outliers"),
     params:
-        M=lambda wc: pruning_cfg()["owl"]["M"],
+        M=lambda wc: config["pruning"]["owl"]["M"],
         device=config["device"],
     log:
         f"{RESULTS}/logs/allocation/{{model}}/owl-lod.log",
@@ -53,46 +29,17 @@ rule owl_outliers:
         "../workflow/scripts/owl_outliers.py"
 
 
-rule allocate:
-    output:
-        f"{RESULTS}/allocation/{{model}}/{{allocation}}-{{sparsity}}.csv",
-    input:
-        blocks=f"{RESULTS}/spectra/{{model}}/blocks.csv",
-        lod=lambda wc: f"{RESULTS}/allocation/{wc.model}/owl-lod.csv" if wc.allocation == "owl" else [],
-        code=pkg("allocate"),
-    wildcard_constraints:
-        allocation=r"[a-z_]+(-eps[0-9.]+)?",
-        sparsity=PRUNE_WC["sparsity"],
-    params:
-        rule=lambda wc: wc.allocation.split("-eps")[0],
-        hyper=lambda wc: (
-            {"epsilon": float(wc.allocation.split("-eps")[1])} if "-eps" in wc.allocation
-            else {"M": pruning_cfg()["owl"]["M"], "lam": pruning_cfg()["owl"]["lam"]} if wc.allocation == "owl"
-            else {}
-        ),
-        alpha_rule=lambda wc: pruning_cfg()["alpha_rule"],
-        on_overflow=lambda wc: pruning_cfg()["on_overflow"],
-    log:
-        f"{RESULTS}/logs/allocation/{{model}}/{{allocation}}-{{sparsity}}.log",
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=5,
-    script:
-        "../workflow/scripts/allocate.py"
-
-
 rule prune:
     output:
         variant=directory(f"{RESULTS}/variants/{{model}}/prune-{{method}}-{{allocation}}-{{sparsity}}"),
         record=f"{RESULTS}/prune/{{model}}/prune-{{method}}-{{allocation}}-{{sparsity}}.csv",
     input:
         model=lambda wc: model_dir(wc.model),
-        allocation=lambda wc: allocation_file(wc.model, wc.method, wc.allocation, wc.sparsity),
-        calibration=lambda wc: f"{RESULTS}/calibration/{wc.model}/{calib_name()}.safetensors",
-        code=pkg("prune", "prune.magnitude", "prune.wanda", "prune.sparsegpt", "calibration", "masked", "spectra", "models", "variants"),
+        allocation=lambda wc: prune_grid.allocation_file(config, wc.model, wc.method, wc.allocation, wc.sparsity),
+        calibration=lambda wc: f"{RESULTS}/calibration/{wc.model}/{prune_grid.calib_name(config)}.safetensors",
+        code=code("prune"),
     wildcard_constraints:
-        **PRUNE_WC,
+        **prune_grid.WILDCARDS,
     params:
         nm=None,
         device=config["device"],
@@ -115,12 +62,12 @@ rule prune_nm:
         record=f"{RESULTS}/prune/{{model}}/prune-{{method}}-{{n}}of{{m}}.csv",
     input:
         model=lambda wc: model_dir(wc.model),
-        calibration=lambda wc: f"{RESULTS}/calibration/{wc.model}/{calib_name()}.safetensors",
-        code=pkg("prune", "prune.magnitude", "prune.wanda", "prune.sparsegpt", "calibration", "masked", "spectra", "models", "variants"),
+        calibration=lambda wc: f"{RESULTS}/calibration/{wc.model}/{prune_grid.calib_name(config)}.safetensors",
+        code=code("prune"),
     wildcard_constraints:
         n=r"\d+",
         m=r"\d+",
-        method=PRUNE_WC["method"],
+        method=prune_grid.WILDCARDS["method"],
     params:
         nm=lambda wc: [int(wc.n), int(wc.m)],
         device=config["device"],
@@ -141,13 +88,9 @@ rule pruning_table:
     output:
         report(f"{RESULTS}/tables/pruning-{{model}}.csv", caption="../workflow/report/pruning_table.rst", category="Pruning"),
     input:
-        records=lambda wc: [f"{RESULTS}/prune/{wc.model}/{v}.csv" for v in prune_variants(wc.model)],
-        perplexity=lambda wc: [
-            f"{RESULTS}/eval/{wc.model}/{v}/perplexity-{d}.csv"
-            for v in ["dense", *prune_variants(wc.model)]
-            for d in config["evaluation"]["perplexity"]["datasets"]
-        ],
-        code=pkg("figures"),
+        records=lambda wc: [f"{RESULTS}/prune/{wc.model}/{v}.csv" for v in prune_grid.variants(config, wc.model)],
+        perplexity=lambda wc: lines.perplexity_outputs(config, wc.model, ["dense", *prune_grid.variants(config, wc.model)]),
+        code=code("pruning_table"),
     log:
         f"{RESULTS}/logs/pruning_table/{{model}}.log",
     threads: 1
@@ -166,9 +109,9 @@ rule figure_pruning:
         sweep=report(f"{RESULTS}/figures/alpha-sweep-{{model}}.png", caption="../workflow/report/alpha_sweep.rst", category="Pruning"),
     input:
         table=f"{RESULTS}/tables/pruning-{{model}}.csv",
-        code=pkg("figures"),
+        code=code("figure_pruning"),
     params:
-        anchors=lambda wc: pruning_cfg()["anchors"],
+        anchors=lambda wc: config["pruning"]["anchors"],
     log:
         f"{RESULTS}/logs/figures/pruning-{{model}}.log",
     threads: 1
@@ -177,3 +120,8 @@ rule figure_pruning:
         runtime=5,
     script:
         "../workflow/scripts/figure_pruning.py"
+
+
+rule pruning:
+    input:
+        lambda wc: lines.targets(config, "pruning"),

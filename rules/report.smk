@@ -10,7 +10,7 @@ rule figure_pretrain:
         ),
     input:
         curve=f"{RESULTS}/pretrain/{{model}}/curve.csv",
-        code=pkg("figures"),
+        code=code("figure_pretrain"),
     log:
         f"{RESULTS}/logs/figures/pretrain-{{model}}.log",
     threads: 1
@@ -30,7 +30,7 @@ rule figure_perplexity:
         ),
     input:
         table=f"{RESULTS}/tables/perplexity.csv",
-        code=pkg("figures"),
+        code=code("figure_perplexity"),
     log:
         f"{RESULTS}/logs/figures/perplexity.log",
     threads: 1

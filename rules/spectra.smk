@@ -1,15 +1,17 @@
 # Spectra: eigenvalues of every decoder linear and their power-law (HT-SR) alpha
 # under each xmin rule; per-block mean alpha feeds AlphaPruning's allocation.
+from compbench.prune import grid as prune_grid
 
 
-rule spectra:
+
+rule esd:
     output:
         matrices=f"{RESULTS}/spectra/{{model}}/matrices.csv",
         eigenvalues=f"{RESULTS}/spectra/{{model}}/eigenvalues.safetensors",
         blocks=f"{RESULTS}/spectra/{{model}}/blocks.csv",
     input:
         model=lambda wc: model_dir(wc.model),
-        code=pkg("spectra", "models"),
+        code=code("spectra"),
     wildcard_constraints:
         model=alternation(list(config["models"])),
     params:
@@ -45,7 +47,7 @@ rule figure_spectra:
         matrices=f"{RESULTS}/spectra/{{model}}/matrices.csv",
         blocks=f"{RESULTS}/spectra/{{model}}/blocks.csv",
         eigenvalues=f"{RESULTS}/spectra/{{model}}/eigenvalues.safetensors",
-        code=pkg("figures", "spectra", "spectra_plots"),
+        code=code("figure_spectra"),
     wildcard_constraints:
         model=alternation(list(config["models"])),
     params:
@@ -60,9 +62,31 @@ rule figure_spectra:
         "../workflow/scripts/figure_spectra.py"
 
 
-FINAL.append(
-    lambda: expand(
-        [f"{RESULTS}/figures/spectra-alpha-{{model}}.png", f"{RESULTS}/figures/spectra-esd-{{model}}.png"],
-        model=list(config["models"]),
-    )
-)
+rule allocate:
+    output:
+        f"{RESULTS}/allocation/{{model}}/{{allocation}}-{{sparsity}}.csv",
+    input:
+        blocks=f"{RESULTS}/spectra/{{model}}/blocks.csv",
+        lod=lambda wc: f"{RESULTS}/allocation/{wc.model}/owl-lod.csv" if wc.allocation == "owl" else [],
+        code=code("allocate"),
+    wildcard_constraints:
+        allocation=r"[a-z_]+(-eps[0-9.]+)?",
+        sparsity=prune_grid.WILDCARDS["sparsity"],
+    params:
+        rule=lambda wc: wc.allocation.split("-eps")[0],
+        hyper=lambda wc: prune_grid.allocation_hyper(config, wc.allocation),
+        alpha_rule=lambda wc: config["pruning"]["alpha_rule"],
+        on_overflow=lambda wc: config["pruning"]["on_overflow"],
+    log:
+        f"{RESULTS}/logs/allocation/{{model}}/{{allocation}}-{{sparsity}}.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    script:
+        "../workflow/scripts/allocate.py"
+
+
+rule spectra:
+    input:
+        lambda wc: lines.targets(config, "spectra"),

@@ -2,11 +2,11 @@
 # Conformer-CTC trained dense | LR-SMS | DDP-ASR | MSRS -> WER/CER table and figures.
 
 
-if "speech" in config:
-    FINAL.append(
-        lambda: [f"{RESULTS}/tables/speech.csv"]
-        + [f"{RESULTS}/figures/speech-{k}.png" for k in ("lrsms", "ddp", "msrs")]
-    )
+from compbench.speech import grid as speech_grid
+
+
+def speech_runs():
+    return speech_grid.runs(config["speech"]) if "speech" in config else {}
 
 
 SPEECH_WC = dict(corpus=alternation([config["speech"]["corpus"]["name"]] if "speech" in config else []))
@@ -17,7 +17,7 @@ rule speech_corpus:
         audio=directory(f"{RESULTS}/speech/{{corpus}}/audio"),
         manifest=f"{RESULTS}/speech/{{corpus}}/manifest.csv",
     input:
-        code=pkg("speech", "speech.corpora"),
+        code=code("speech_corpus"),
     wildcard_constraints:
         **SPEECH_WC,
     params:
@@ -40,12 +40,12 @@ rule speech_features:
     input:
         audio=f"{RESULTS}/speech/{{corpus}}/audio",
         manifest=f"{RESULTS}/speech/{{corpus}}/manifest.csv",
-        code=pkg("speech", "speech.corpora", "speech.features"),
+        code=code("speech_features"),
     wildcard_constraints:
         **SPEECH_WC,
     params:
         features=lambda wc: cfg("speech", "features"),
-        sample_rate=lambda wc: speech_cfg()["corpus"].get("sample_rate", 16000),
+        sample_rate=lambda wc: config["speech"]["corpus"].get("sample_rate", 16000),
     log:
         f"{RESULTS}/logs/speech/{{corpus}}/features.log",
     benchmark:
@@ -67,8 +67,7 @@ rule speech_train:
     input:
         features=f"{RESULTS}/speech/{{corpus}}/features.safetensors",
         manifest=f"{RESULTS}/speech/{{corpus}}/manifest.csv",
-        code=pkg("speech", "speech.features", "speech.model", "speech.lowrank", "speech.ddp", "speech.msrs",
-                 "speech.wer", "speech.train", "speech.grid"),
+        code=code("speech_train"),
     wildcard_constraints:
         run=alternation(list(speech_runs())),
         **SPEECH_WC,
@@ -80,7 +79,7 @@ rule speech_train:
         f"{RESULTS}/logs/speech/{{corpus}}/train-{{run}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/speech/{{corpus}}/train-{{run}}.tsv"
-    threads: lambda wc: speech_cfg()["threads"]
+    threads: lambda wc: config["speech"]["threads"]
     resources:
         mem_mb=3000,
         runtime=60,
@@ -92,7 +91,8 @@ rule speech_table:
     output:
         report(f"{RESULTS}/tables/speech.csv", caption="../workflow/report/speech_table.rst", category="Speech"),
     input:
-        metrics=lambda wc: expand(f"{speech_dir()}/runs/{{run}}/metrics.csv", run=list(speech_runs())),
+        metrics=lambda wc: expand(f"{speech_grid.corpus_dir(config)}/runs/{{run}}/metrics.csv", run=list(speech_runs())),
+        code=code("concat_tables"),
     log:
         f"{RESULTS}/logs/speech/table.log",
     threads: 1
@@ -110,8 +110,8 @@ rule figure_speech:
         msrs=report(f"{RESULTS}/figures/speech-msrs.png", caption="../workflow/report/speech_msrs.rst", category="Speech"),
     input:
         table=f"{RESULTS}/tables/speech.csv",
-        curves=lambda wc: expand(f"{speech_dir()}/runs/{{run}}/curve.csv", run=[r for r in speech_runs() if r.startswith("msrs")]),
-        code=pkg("speech", "speech.plots", "figures"),
+        curves=lambda wc: expand(f"{speech_grid.corpus_dir(config)}/runs/{{run}}/curve.csv", run=[r for r in speech_runs() if r.startswith("msrs")]),
+        code=code("figure_speech"),
     log:
         f"{RESULTS}/logs/figures/speech.log",
     threads: 1
@@ -120,3 +120,8 @@ rule figure_speech:
         runtime=5,
     script:
         "../workflow/scripts/figure_speech.py"
+
+
+rule speech:
+    input:
+        lambda wc: lines.targets(config, "speech"),

@@ -1,4 +1,10 @@
-"""Test set-up: import this checkout's package; helpers for workflow tests."""
+"""Test set-up: import this checkout's package; the shared tiny-model builder;
+helpers for workflow tests.
+
+Tests live in one folder per research line (tests/<line>/, mirroring
+workflow/compbench/<line>/); every test file's basename is unique, so pytest's
+default ("prepend") import mode works and a test imports these helpers with
+``from conftest import ...``."""
 import os
 import re
 import shutil
@@ -10,11 +16,40 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "workflow"))
+if str(ROOT / "tests") not in sys.path:  # `from conftest import ...` from tests/<line>/
+    sys.path.insert(1, str(ROOT / "tests"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+
+
+# ---------------------------------------------------------------- tiny models
+def make_tiny_llama(vocab=64, hidden=16, inter=32, layers=2, heads=2, kv_heads=None, positions=16, seed=0,
+                    tie=False, rms_eps=1e-6, training=False, **config):
+    """A randomly initialised LlamaForCausalLM, in eval mode unless ``training``.
+
+    ``seed`` seeds torch's global generator just before the weights are drawn
+    (None: left as it is); ``kv_heads`` defaults to ``heads``; ``rms_eps`` is
+    LlamaConfig's default (the workflow's own tiny model, models.tiny_config,
+    uses 1e-5); further LlamaConfig fields (pad_token_id, ...) pass through."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    cfg = LlamaConfig(vocab_size=vocab, hidden_size=hidden, intermediate_size=inter, num_hidden_layers=layers,
+                      num_attention_heads=heads, num_key_value_heads=heads if kv_heads is None else kv_heads,
+                      max_position_embeddings=positions, rms_norm_eps=rms_eps, tie_word_embeddings=tie, **config)
+    if seed is not None:
+        torch.manual_seed(seed)
+    model = LlamaForCausalLM(cfg)
+    return model.train() if training else model.eval()
+
+
+def save_tiny_llama(path: Path, **kw) -> Path:
+    """``make_tiny_llama(**kw)`` saved (safetensors + config.json) as a model directory at ``path``."""
+    make_tiny_llama(**kw).save_pretrained(path)
+    return Path(path)
 
 
 def copy_repo(dest: Path) -> Path:

@@ -3,8 +3,9 @@
 A variant is a directory. A plain ``save_pretrained`` directory (no
 ``variant.json``) is the dense model. Otherwise ``variant.json`` names a
 ``kind`` registered in :data:`KINDS`, whose loader rebuilds the model, usually
-from a base model directory plus the variant's own tensors. Methods add kinds
-with one registry line.
+from a base model directory plus the variant's own tensors. A line adds a kind
+with one ``@KINDS.register`` line in its module and names that module in
+:mod:`compbench.lines`.
 """
 
 from __future__ import annotations
@@ -26,11 +27,18 @@ def _dense(path: Path, manifest: dict, device, dtype):
     return load(path, device=device, dtype=dtype)
 
 
-def _register_kinds() -> None:
-    """Import the modules that register variant kinds (one line per kind)."""
-    from compbench.prune import masked
-    from compbench.lowrank import compress as lowrank
-    from compbench.memtrain import variant  # noqa: F401
+def _kind(name: str):
+    """The loader of a variant kind; the line that defines it is imported on first use
+    (:data:`compbench.lines.LINES` names the module), so the core imports no line."""
+    if name not in KINDS:
+        import importlib
+
+        from compbench.lines import kind_module
+
+        module = kind_module(name)
+        if module is not None:
+            importlib.import_module(module)
+    return KINDS.get(name)
 
 
 def manifest(path: str | Path) -> dict:
@@ -45,8 +53,7 @@ def load(path: str | Path, device: torch.device | str = "cpu", dtype: torch.dtyp
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: variant directory missing")
-    _register_kinds()
     m = manifest(path)
-    model = KINDS.get(m["kind"])(path, m, device, dtype)
+    model = _kind(m["kind"])(path, m, device, dtype)
     tok_dir = Path(m["base"]) if "base" in m else path
     return model, tok_dir

@@ -5,7 +5,7 @@ from pathlib import Path
 from compbench import models, runlog
 from compbench import device as dev
 from compbench.artifacts import load_tensors
-from compbench.compose.interventions import Context, StudyData
+from compbench.compose.interventions.methods import Context, StudyData
 from compbench.compose.interventions.edit_ft import band
 from compbench.compose.interventions.edit_memit import cached_covariance
 

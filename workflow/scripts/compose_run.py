@@ -13,7 +13,7 @@ from compbench.compose import pipeline as compose
 from compbench import device as dev
 from compbench.compose import metrics as em
 from compbench.artifacts import load_tensors, read_json, write_table
-from compbench.compose.interventions import Context, StudyData
+from compbench.compose.interventions.methods import Context, StudyData
 
 with runlog.to_file(snakemake.log[0]) as log:
     dev.set_threads(snakemake.threads)

@@ -8,7 +8,8 @@ import torch
 from compbench import device as dev
 from compbench import models, perplexity, pretrain, provenance, runlog, tokenizer
 from compbench.artifacts import write_table
-from compbench.memtrain import Context, data, recipe
+from compbench.memtrain import data, recipe
+from compbench.memtrain.methods import Context
 from compbench.memtrain import variant as trained_variant
 
 with runlog.to_file(snakemake.log[0]) as log:

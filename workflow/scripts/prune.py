@@ -8,7 +8,7 @@ from compbench import models, provenance, runlog
 from compbench.prune import masked
 from compbench import device as dev
 from compbench.artifacts import load_tensors, read_table, write_table
-from compbench.prune import PRUNERS, prune_model
+from compbench.prune.methods import PRUNERS, prune_model
 
 with runlog.to_file(snakemake.log[0]) as log:
     dev.set_threads(snakemake.threads)

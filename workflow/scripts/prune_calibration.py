@@ -7,7 +7,7 @@ from compbench import models, provenance, runlog
 from compbench.prune import masked
 from compbench import device as dev
 from compbench.artifacts import load_tensors, write_table
-from compbench.prune import PRUNERS, prune_model
+from compbench.prune.methods import PRUNERS, prune_model
 from compbench.blocks import decoder_blocks
 
 with runlog.to_file(snakemake.log[0]) as log:

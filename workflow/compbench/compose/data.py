@@ -1,4 +1,4 @@
-"""The data of the composability study (:class:`compbench.compose.interventions.StudyData`),
+"""The data of the composability study (:class:`compbench.compose.interventions.registry.StudyData`),
 from one of two sources behind one interface (registry :data:`SOURCES`):
 
 * ``world`` (embedded default, offline): the generated knowledge world that the
@@ -17,7 +17,7 @@ import json
 import random
 from pathlib import Path
 
-from compbench.compose.interventions import MCQ, EditRequest, Probe, StudyData
+from compbench.compose.interventions.registry import MCQ, EditRequest, Probe, StudyData
 from compbench.knowledge import PEOPLE, World, prompt_of
 from compbench.registry import Registry
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from compbench.compose.interventions import INTERVENTIONS, Context, Intervention
+from compbench.compose.interventions.methods import INTERVENTIONS, Context, Intervention
 
 # metric -> (the category it measures, or None for general utility; higher is better?)
 METRICS: dict[str, tuple[str | None, bool]] = {

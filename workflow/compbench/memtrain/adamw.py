@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from compbench.memtrain import VARIANTS, Context, Setup, plain_groups, set_trainable
+from compbench.memtrain.registry import VARIANTS, Context, Setup, plain_groups, set_trainable
 from compbench.memtrain.galore import ProjectedAdamW
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from compbench.memtrain import VARIANTS, Context, Setup, decoder_linears, plain_groups, set_trainable
+from compbench.memtrain.registry import VARIANTS, Context, Setup, decoder_linears, plain_groups, set_trainable
 from compbench.memtrain.galore import ProjectedAdamW
 
 ALLOWED = {"rank", "update_proj_gap", "scale"}

@@ -3,7 +3,7 @@ base weights frozen; merged back into the weights after training."""
 
 from __future__ import annotations
 
-from compbench.memtrain import VARIANTS, Context, Setup, decoder_linears, plain_groups
+from compbench.memtrain.registry import VARIANTS, Context, Setup, decoder_linears, plain_groups
 from compbench.memtrain.galore import ProjectedAdamW
 
 ALLOWED = {"rank", "alpha", "dropout"}

@@ -8,7 +8,7 @@ from functools import partial
 
 import torch
 
-from compbench.memtrain import VARIANTS, Context, Setup, decoder_linears, plain_groups, set_trainable
+from compbench.memtrain.registry import VARIANTS, Context, Setup, decoder_linears, plain_groups, set_trainable
 from compbench.memtrain.galore import ProjectedAdamW
 from compbench.memtrain.galore_variant import check
 from compbench.memtrain.qgalore import AdaptiveProjector, dequantize_linears, quantize_linears

@@ -16,7 +16,8 @@ import time
 import torch
 
 from compbench import pretrain
-from compbench.memtrain import Context, build, memory
+from compbench.memtrain import memory
+from compbench.memtrain.methods import Context, build
 
 log = logging.getLogger("compbench.memtrain")
 

@@ -3,7 +3,7 @@
 
 import torch
 
-from compbench.prune import Pattern, nm_prune_mask, register
+from compbench.prune.registry import Pattern, nm_prune_mask, register
 
 
 @register("magnitude", needs_calibration=False)

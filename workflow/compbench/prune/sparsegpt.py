@@ -12,7 +12,7 @@ every M columns with the lowest saliency are chosen on the *updated* weights.
 
 import torch
 
-from compbench.prune import Pattern, register
+from compbench.prune.registry import Pattern, register
 
 BLOCKSIZE = 128
 PERCDAMP = 0.01

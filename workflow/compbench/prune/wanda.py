@@ -4,7 +4,7 @@ are pruned; N:M: the N lowest of every M consecutive inputs of a row."""
 
 import torch
 
-from compbench.prune import Pattern, nm_prune_mask, register
+from compbench.prune.registry import Pattern, nm_prune_mask, register
 
 
 def scores(W: torch.Tensor, stats) -> torch.Tensor:

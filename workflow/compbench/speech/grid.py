@@ -37,3 +37,15 @@ def runs(sp: dict) -> dict[str, dict]:
             out[f"msrs-{mode}"] = {"variant": "msrs", "mode": mode, **{k: m[k] for k in
                                    ("temperature", "init_density", "lam", "score_lr", "check_every", "flip_threshold", "patience", "min_steps")}}
     return out
+
+
+def corpus_dir(config: dict) -> str:
+    from compbench.lines import RESULTS
+
+    return f"{RESULTS}/speech/{config['speech']['corpus']['name']}"
+
+
+def targets(config: dict) -> list[str]:
+    from compbench.lines import RESULTS
+
+    return [f"{RESULTS}/tables/speech.csv"] + [f"{RESULTS}/figures/speech-{k}.png" for k in ("lrsms", "ddp", "msrs")]

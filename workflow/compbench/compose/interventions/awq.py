@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-from compbench.compose.interventions import register
+from compbench.compose.interventions.registry import register
 from compbench.compose import quantize as Q
 
 

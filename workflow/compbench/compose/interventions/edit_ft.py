@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from compbench.compose.interventions import register
+from compbench.compose.interventions.registry import register
 
 
 def middle_band(n_layers: int, width: int | None = None) -> list[int]:

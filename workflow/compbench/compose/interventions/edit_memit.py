@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from compbench.compose.interventions import register
+from compbench.compose.interventions.registry import register
 from compbench.compose.interventions.edit_ft import band
 
 

@@ -5,11 +5,11 @@ composability paper. Average bits per weight: 16·(1 − s) + s (a kept weight a
 
 from __future__ import annotations
 
-from compbench.compose.interventions import register
+from compbench.compose.interventions.registry import register
 
 
 def _prune(method: str, model, ctx, sparsity: float) -> dict:
-    from compbench.prune import Pattern, prune_model
+    from compbench.prune.methods import Pattern, prune_model
     from compbench.blocks import decoder_blocks
 
     Pattern(ratio=sparsity)  # validates the range, naming the bad value

@@ -18,7 +18,7 @@ import random
 
 import torch
 
-from compbench.compose.interventions import register
+from compbench.compose.interventions.registry import register
 from compbench.compose.interventions.training import train_params
 from compbench.compose.interventions.unlearn_common import batches, params_of
 

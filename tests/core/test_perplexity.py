@@ -1,0 +1,51 @@
+"""Perplexity protocol against a hand computation on a 2-layer model."""
+import math
+
+import pytest
+import torch
+
+from compbench import perplexity
+from conftest import make_tiny_llama
+
+
+@pytest.fixture(scope="module")
+def model():
+    return make_tiny_llama(vocab=50, hidden=16, inter=32, layers=2, heads=2, positions=8, seed=0)
+
+
+def literal_ppl(model, ids, seq_len):
+    """Token by token: every window is scored independently, its first token unpredicted."""
+    nll, count = 0.0, 0
+    for w in range(ids.numel() // seq_len):
+        window = ids[w * seq_len : (w + 1) * seq_len]
+        with torch.no_grad():
+            logp = torch.log_softmax(model(window[None]).logits[0].double(), -1)
+        for t in range(seq_len - 1):
+            nll -= float(logp[t, window[t + 1]])
+            count += 1
+    return math.exp(nll / count), count
+
+
+def test_matches_literal_computation(model):
+    ids = torch.randint(0, 50, (8 * 5 + 3,), generator=torch.Generator().manual_seed(1))
+    res = perplexity.evaluate(model, ids, seq_len=8, batch_size=2)
+    want, count = literal_ppl(model, ids, 8)
+    assert res["windows"] == 5 and res["tokens"] == count == 35  # the remainder (3 tokens) is dropped
+    assert res["perplexity"] == pytest.approx(want, rel=1e-5)
+
+
+def test_max_windows_and_too_short(model):
+    ids = torch.arange(40) % 50
+    assert perplexity.evaluate(model, ids, seq_len=8, max_windows=2)["windows"] == 2
+    with pytest.raises(ValueError, match="fewer than one window"):
+        perplexity.evaluate(model, ids[:5], seq_len=8)
+
+
+def test_uniform_model_has_vocab_perplexity(model):
+    """A model with constant logits has perplexity exactly the vocabulary size."""
+    class Const(torch.nn.Module):
+        def forward(self, x):
+            return type("O", (), {"logits": torch.zeros(*x.shape, 50)})()
+
+    res = perplexity.evaluate(Const(), torch.arange(64) % 50, seq_len=16)
+    assert res["perplexity"] == pytest.approx(50.0, rel=1e-6)

@@ -1,0 +1,280 @@
+"""Vision line: PASS channel sparsity (structural pruning, FLOPs, hyper-network).
+(The MoE-fusion half of the former test_vision.py is tests/fusion/test_fusion_moe.py.)"""
+import json
+
+import pandas as pd
+import pytest
+import torch
+import torch.nn as nn
+
+from compbench.vision import channels as C
+from compbench.vision import images
+from compbench.vision import pipeline as pass_pipeline
+from compbench.vision import pass_sparsity as PS
+
+torch.set_num_threads(1)
+
+
+def _randomise_bn(model, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            n = m.num_features
+            m.weight.data = torch.rand(n, generator=g) + 0.5
+            m.bias.data = torch.randn(n, generator=g) * 0.2
+            m.running_mean = torch.randn(n, generator=g) * 0.1
+            m.running_var = torch.rand(n, generator=g) + 0.5
+    return model.eval()
+
+
+class Bottleneck(nn.Module):
+    """torchvision-style bottleneck (conv1 1x1 -> conv2 3x3 -> conv3 1x1) for the unit discovery test."""
+
+    def __init__(self, c, mid):
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(c, mid, 1, bias=False), nn.BatchNorm2d(mid)
+        self.conv2, self.bn2 = nn.Conv2d(mid, mid, 3, padding=1, bias=False), nn.BatchNorm2d(mid)
+        self.conv3, self.bn3 = nn.Conv2d(mid, c, 1, bias=False), nn.BatchNorm2d(c)
+
+    def forward(self, x):
+        o = torch.relu(self.bn1(self.conv1(x)))
+        o = torch.relu(self.bn2(self.conv2(o)))
+        return torch.relu(self.bn3(self.conv3(o)) + x)
+
+
+class BottleNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.block = Bottleneck(8, 6)
+        self.fc = nn.Linear(8, 3)
+
+    def forward(self, x):
+        return self.fc(self.block(self.stem(x)).mean((2, 3)))
+
+
+class TinyVGG(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(6, 8, 3, padding=1, bias=True), nn.BatchNorm2d(8), nn.ReLU(),
+            nn.Conv2d(8, 5, 3, padding=1), nn.BatchNorm2d(5), nn.ReLU(),
+        )
+        self.classifier = nn.Linear(5, 4)
+
+    def forward(self, x):
+        return self.classifier(self.features(x).mean((2, 3)))
+
+
+def _random_keep(model, seed):
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for w in C.widths(model):
+        k = int(torch.randint(1, w + 1, (1,), generator=g))
+        out.append(torch.randperm(w, generator=g)[:k])
+    return out
+
+
+@pytest.mark.parametrize("make", [lambda: C.SmallResNet((4, 8, 8), (2, 1, 1), 5), BottleNet, TinyVGG])
+def test_pruned_network_equals_masked_dense(make):
+    torch.manual_seed(0)
+    model = _randomise_bn(make())
+    x = torch.randn(7, 3, 8, 8)
+    for seed in range(4):
+        keep = _random_keep(model, seed)
+        pruned = C.prune(model, keep)
+        # the layers really are smaller
+        assert C.widths(pruned) == [len(k) for k in keep]
+        assert sum(p.numel() for p in pruned.parameters()) < sum(p.numel() for p in model.parameters()) or all(
+            len(k) == w for k, w in zip(keep, C.widths(model))
+        )
+        masked = C.masked_forward(model, x, C.keep_to_masks(model, keep))
+        assert torch.allclose(pruned(x), masked, atol=1e-5, rtol=1e-5)
+    # keeping everything is the identity
+    full = C.prune(model, [torch.arange(w) for w in C.widths(model)])
+    assert torch.allclose(full(x), model(x), atol=1e-6)
+
+
+def test_unit_discovery():
+    assert [u.name for u in C.units(BottleNet())] == ["block.conv1", "block.conv2"]
+    assert [(u.conv_out, u.bn, u.conv_in) for u in C.units(TinyVGG())] == [
+        ("features.0", "features.1", "features.4"),
+        ("features.4", "features.5", "features.7"),
+    ]
+    with pytest.raises(ValueError, match="no prunable channel units"):
+        C.units(nn.Sequential(nn.Linear(2, 2)))
+
+
+def test_flops_hand_count():
+    m = C.SmallResNet((4,), (1,), n_classes=3)
+    # stem 3->4 3x3 on 8x8: 8*8*4*3*9; block conv1 4->4 and conv2 4->4: 8*8*4*4*9 each; fc 4*3 + 3 bias
+    dense = 8 * 8 * 4 * 3 * 9 + 2 * 8 * 8 * 4 * 4 * 9 + 4 * 3 + 3
+    assert dense == 25359
+    assert C.count_flops(m, (3, 8, 8))["macs"] == dense
+    pruned = C.prune(m, [torch.tensor([0, 3])])
+    assert C.count_flops(pruned, (3, 8, 8))["macs"] == 8 * 8 * 4 * 3 * 9 + 2 * 8 * 8 * 2 * 4 * 9 + 15
+    # strided stage with a downsample: conv1 stride 2 4->8 on 4x4 output, conv2 8->8, downsample 1x1 4->8
+    m2 = C.SmallResNet((4, 8), (1, 1), n_classes=2)
+    hand = dense - 15 + 16 * 8 * 4 * 9 + 16 * 8 * 8 * 9 + 16 * 8 * 4 + 8 * 2 + 2
+    assert C.count_flops(m2, (3, 8, 8))["macs"] == hand
+    # parameters: conv weights + BN affine + fc
+    assert C.count_flops(m, (3, 8, 8))["params"] == 3 * 4 * 9 + 8 + 2 * (4 * 4 * 9 + 8) + 15
+
+
+@pytest.mark.parametrize("make", [lambda: C.SmallResNet((4, 8, 8), (2, 1, 1), 5), BottleNet, TinyVGG])
+def test_unit_flops_formula_matches_pruned_count(make):
+    model = make()
+    uf = C.UnitFlops(model, (3, 8, 8))
+    assert uf.dense == C.count_flops(model, (3, 8, 8))["macs"]
+    for seed in range(5):
+        keep = _random_keep(model, seed)
+        assert uf([len(k) for k in keep]) == pytest.approx(C.count_flops(C.prune(model, keep), (3, 8, 8))["macs"], rel=1e-12)
+
+
+def test_budget_counts_meet_the_target():
+    model = C.SmallResNet((8, 16, 32), (1, 1, 1), 4)
+    uf = C.UnitFlops(model, (3, 16, 16))
+    for target in (0.2, 0.5, 0.8):
+        for ratios in ([1, 1, 1], [0.2, 0.9, 0.5]):
+            k = C.counts_for_budget(uf, ratios, target)
+            assert uf(k) <= target * uf.dense
+            # maximal: no single extra channel fits
+            assert all(k[i] == uf.C[i] or uf([*k[:i], k[i] + 1, *k[i + 1 :]]) > target * uf.dense for i in range(3))
+    # uniform ratios give (nearly) equal keep fractions
+    k = C.counts_for_budget(uf, [1, 1, 1], 0.5)
+    fr = [a / b for a, b in zip(k, uf.C)]
+    assert max(fr) - min(fr) <= 1 / 8 + 1e-9
+
+
+def test_soft_masks_approach_hard_topk():
+    s = [torch.tensor([0.3, 2.0, -1.0, 1.0, 0.0]), torch.tensor([5.0, -5.0])]
+    keep = torch.tensor([0.6, 0.5])
+    m = PS.soft_masks(keep, s, tau=0.01, temp=0.01)
+    assert torch.allclose(m[0], torch.tensor([1.0, 1.0, 0.0, 1.0, 0.0]), atol=1e-3)
+    assert torch.allclose(m[1], torch.tensor([1.0, 0.0]), atol=1e-3)
+    # soft counts sum to about k*C at low temperature
+    assert float(m[0].sum()) == pytest.approx(3.0, abs=1e-3)
+
+
+def test_hypernet_is_recurrent_across_layers():
+    torch.manual_seed(0)
+    H = PS.HyperNet(hidden=8, init_keep=0.5)
+    nn.init.normal_(H.head.weight)
+    feats = [torch.rand(4, PS.N_CHANNEL_FEATS), torch.rand(6, PS.N_CHANNEL_FEATS), torch.rand(5, PS.N_CHANNEL_FEATS)]
+    lf = torch.rand(3, PS.N_LAYER_FEATS)
+    k1, _ = H(feats, lf)
+    feats2 = [feats[0] * 3.0, feats[1], feats[2]]
+    k2, _ = H(feats2, lf)
+    # changing only the first layer's inputs changes the later layers' sparsity (the LSTM state carries it)
+    assert not torch.isclose(k1[2], k2[2])
+    assert ((k1 >= 0.05) & (k1 <= 1)).all()
+    # initial keep ratio when the head weight is zero
+    H0 = PS.HyperNet(hidden=8, init_keep=0.7)
+    assert torch.allclose(H0(feats, lf)[0], torch.full((3,), 0.7), atol=1e-5)
+
+
+def _tiny_trained():
+    torch.manual_seed(0)
+    x, y = images.generate(64, 4, 12, seed=0)
+    m = C.SmallResNet((4, 8), (1, 1), 4)
+    C.train(m, x, y, 1, 0.05, 32, 0)
+    return m, x, y
+
+
+HCFG = dict(steps=3, batch_size=16, lr=0.01, prompt_lr=0.05, prompt_pad=2, hidden=8, k_min=0.05, tau=0.1, temp_start=2.0,
+            temp_end=0.5, flops_weight=20.0)
+
+
+def test_prompt_is_learned_only_by_pass():
+    m, x, y = _tiny_trained()
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    _, _, _, pix = PS.train_hypernet(m, x, y, (3, 12, 12), 0.5, HCFG, prompt=True, seed=0)
+    border = PS.Prompt((3, 12, 12), 2).border
+    assert (pix * border).abs().sum() > 0  # the prompt moved
+    assert all(torch.equal(before[k], v) for k, v in m.state_dict().items())  # dense weights frozen
+    _, _, _, pix0 = PS.train_hypernet(m, x, y, (3, 12, 12), 0.5, HCFG, prompt=False, seed=0)
+    assert pix0.abs().sum() == 0
+    # only the border carries the prompt
+    p = PS.Prompt((3, 12, 12), 2)
+    p.pixels.data.fill_(1.0)
+    z = p(torch.zeros(1, 3, 12, 12))
+    assert z[0, :, 2:10, 2:10].abs().sum() == 0 and z[0, :, :2].abs().min() == 1
+
+
+@pytest.mark.parametrize("method", ["l1_uniform", "pass", "pass_noprompt"])
+def test_methods_hit_the_same_budget(method):
+    m, x, y = _tiny_trained()
+    keep, info = PS.METHODS.get(method)(m, x, y, (3, 12, 12), 0.5, HCFG, 0)
+    uf = C.UnitFlops(m, (3, 12, 12))
+    macs = C.count_flops(C.prune(m, keep), (3, 12, 12))["macs"]
+    assert macs <= 0.5 * uf.dense
+    assert macs >= 0.5 * uf.dense - max(uf.per_channel())  # no whole channel left unused
+
+
+def test_l1_uniform_keeps_largest_filters():
+    m = C.SmallResNet((4,), (1,), 2)
+    w = m.layers[0][0].conv1.weight
+    w.data = torch.ones_like(w) * torch.tensor([0.1, 3.0, 0.2, 2.0]).view(4, 1, 1, 1)
+    keep, _ = PS.l1_uniform(m, None, None, (3, 8, 8), 0.7, HCFG, 0)
+    k = sorted(keep[0].tolist())
+    assert k == sorted([1, 3, 2, 0][: len(k)])
+
+
+def test_save_and_load_pruned_roundtrip(tmp_path):
+    m = _randomise_bn(C.SmallResNet((4, 8), (1, 1), 3))
+    keep = _random_keep(m, 1)
+    pruned = C.prune(m, keep)
+    arch = {"kind": "small_resnet", "widths": [4, 8], "blocks": [1, 1], "n_classes": 3, "in_ch": 3}
+    pass_pipeline.save_model(tmp_path / "p", pruned, arch, keep)
+    back = pass_pipeline.load_model(tmp_path / "p")
+    x = torch.randn(3, 3, 8, 8)
+    assert torch.equal(back(x), pruned(x))
+
+
+def test_bad_inputs():
+    with pytest.raises(KeyError, match="allowed: l1_uniform, pass, pass_noprompt"):
+        PS.METHODS.get("taylor")
+    with pytest.raises(ValueError, match="pad"):
+        PS.Prompt((3, 8, 8), 4)
+    m = C.SmallResNet((4, 8), (1, 1), 3)
+    with pytest.raises(ValueError, match="keep lists"):
+        C.prune(m, [torch.tensor([0])])
+    with pytest.raises(ValueError, match="keep indices"):
+        C.prune(m, [torch.tensor([0, 9]), torch.tensor([1])])
+    with pytest.raises(ValueError, match="n_classes"):
+        images.generate(100, n_classes=13)
+    with pytest.raises((ValueError, ImportError), match="unknown model kind|needs torchvision"):
+        C.build({"kind": "no_such_net", "n_classes": 3})
+
+
+def test_generated_images_have_class_structure():
+    x, y = images.generate(200, 10, 16, seed=3)
+    x2, y2 = images.generate(200, 10, 16, seed=3)
+    assert torch.equal(x, x2) and torch.equal(y, y2)  # deterministic
+    assert x.shape == (200, 3, 16, 16) and torch.bincount(y).tolist() == [20] * 10
+    # colour family is visible in the channel means: warm classes (0-4) redder than cool (5-9)
+    red_minus_blue = (x[:, 0] - x[:, 2]).mean((1, 2))
+    assert red_minus_blue[y < 5].mean() > red_minus_blue[y >= 5].mean() + 0.5
+
+
+@pytest.mark.workflow
+def test_pass_workflow_outputs(smoke):
+    t = pd.read_csv(smoke.results("tables", "pass.csv"))
+    import yaml
+
+    cfg = yaml.safe_load((smoke.workdir / "config/smoke.yaml").read_text())["vision"]["pass"]
+    wide = t.pivot_table(index=["method", "target"], columns="metric", values="value").reset_index()
+    assert set(wide.method) == {"dense", *cfg["methods"]}
+    for tgt in cfg["flops_targets"]:
+        at = wide[wide.target == tgt]
+        assert len(at) == len(cfg["methods"])
+        assert (at.flops_ratio <= tgt + 1e-9).all()
+        assert at.macs.max() - at.macs.min() <= 0.1 * at.macs.max()  # equal budgets
+        assert ((at.accuracy >= 0) & (at.accuracy <= 1)).all()
+    for col in ("seed", "config", "versions", "device", "wall_s"):
+        assert col in t.columns
+    kept = t[(t.method != "dense")].kept.map(json.loads)
+    assert all(len(k) == len(json.loads(t[t.method != "dense"].widths.iloc[0])) for k in kept)
+    assert smoke.results("figures", "pass-accuracy.png").stat().st_size > 1000
+    assert smoke.results("figures", "pass-channels.png").stat().st_size > 1000

@@ -1,0 +1,137 @@
+"""The research lines: one subpackage each, one registry line each here.
+
+A line is active when its config section is present. Its subpackage has
+
+* ``grid.py`` (torch-free): ``targets(config)``, the final files of the line, and
+  optionally ``variants(config, model)``, the model variants it adds to the
+  evaluation (name -> artifact directory);
+* ``check.py``: ``check(config)``, cross-field checks beyond the JSON schema,
+  raising :class:`compbench.config.ConfigError`.
+
+The Snakefile asks this module for `rule all`'s inputs, each line's target rule
+and the variants every evaluation covers; nothing depends on the order in
+which rule files are included. Variant kinds (how a stored variant is loaded)
+are named here by module, so the core's variant loader imports a line only
+when it meets one of its variants.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+
+RESULTS = "results"
+
+
+@dataclass(frozen=True)
+class Line:
+    name: str  # target rule (`snakemake <name>`) and docs page docs/<name>.md
+    package: str  # subpackage of compbench
+    section: tuple[str, ...]  # config path of its section
+    variant_kinds: dict[str, str] = field(default_factory=dict)  # variant kind -> module registering it
+
+    def active(self, config: dict) -> bool:
+        node = config
+        for k in self.section:
+            if not isinstance(node, dict) or k not in node or node[k] is None:
+                return False
+            node = node[k]
+        return True
+
+    def module(self, name: str):
+        return importlib.import_module(f"compbench.{self.package}.{name}")
+
+    @property
+    def grid(self):
+        return self.module("grid")
+
+
+LINES: dict[str, Line] = {
+    line.name: line
+    for line in [
+        Line("spectra", "spectra", ("spectra",)),
+        Line("pruning", "prune", ("pruning",), {"masked": "compbench.prune.masked"}),
+        Line("calibration_study", "calibration_study", ("calibration_study",), {"masked": "compbench.prune.masked"}),
+        Line("lowrank", "lowrank", ("lowrank",), {"lowrank": "compbench.lowrank.compress"}),
+        Line("memtrain", "memtrain", ("memtrain",), {"trained": "compbench.memtrain.variant"}),
+        Line("compose", "compose", ("compose",)),
+        Line("speech", "speech", ("speech",)),
+        Line("vision", "vision", ("vision", "pass")),
+        Line("fusion", "fusion", ("vision", "fusion")),
+    ]
+}
+
+
+def active(config: dict) -> list[Line]:
+    return [line for line in LINES.values() if line.active(config)]
+
+
+def kind_module(kind: str) -> str | None:
+    """The module that registers a variant kind (None: unknown to every line)."""
+    for line in LINES.values():
+        if kind in line.variant_kinds:
+            return line.variant_kinds[kind]
+    return None
+
+
+def model_dir(model: str) -> str:
+    return f"{RESULTS}/models/{model}"
+
+
+def variants(config: dict, model: str) -> dict[str, str]:
+    """Every variant of ``model`` that the evaluation covers: the dense model and
+    what each active line adds (name -> directory)."""
+    out = {"dense": model_dir(model)}
+    for line in active(config):
+        fn = getattr(line.grid, "variants", None)
+        if fn is not None:
+            for name, path in fn(config, model).items():
+                if name in out and out[name] != path:
+                    raise ValueError(f"variant {name!r} of model {model!r} is claimed by two lines")
+                out[name] = path
+    return out
+
+
+def variant_line(config: dict, model: str, variant: str) -> Line | None:
+    """The line that adds ``variant`` (None for the dense model)."""
+    for line in active(config):
+        fn = getattr(line.grid, "variants", None)
+        if fn is not None and variant in fn(config, model):
+            return line
+    return None
+
+
+def perplexity_outputs(config: dict, model: str | None = None, names=None) -> list[str]:
+    """Perplexity files of the given variants (default: every variant) of a model (default: every model)."""
+    out = []
+    for m in [model] if model else list(config.get("models", {})):
+        for v in names if names is not None else variants(config, m):
+            for d in config["evaluation"]["perplexity"]["datasets"]:
+                out.append(f"{RESULTS}/eval/{m}/{v}/perplexity-{d}.csv")
+    return out
+
+
+def core_targets(config: dict) -> list[str]:
+    """What the spine produces whatever the lines: the perplexity table of every
+    variant and the pretraining curves of the tiny models."""
+    models = config.get("models", {})
+    out = [f"{RESULTS}/tables/perplexity.csv", f"{RESULTS}/figures/perplexity.png"] if models else []
+    out += [f"{RESULTS}/figures/pretrain-{m}.png" for m, spec in models.items() if spec["source"] == "tiny"]
+    return out
+
+
+def targets(config: dict, name: str | None = None) -> list[str]:
+    """Final files of one line (by name), or of everything (`rule all`)."""
+    if name is not None:
+        line = LINES[name]
+        return line.grid.targets(config) if line.active(config) else []
+    out = core_targets(config)
+    for line in active(config):
+        out += line.grid.targets(config)
+    return list(dict.fromkeys(out))
+
+
+def check(config: dict) -> None:
+    """Every active line's own config checks."""
+    for line in active(config):
+        line.module("check").check(config)

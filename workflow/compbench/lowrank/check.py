@@ -1,0 +1,18 @@
+"""Cross-field checks of the `lowrank` config section (after schema validation)."""
+
+from __future__ import annotations
+
+from compbench.config import ConfigError
+
+
+def check(config: dict) -> None:
+    lr = config["lowrank"]
+    if "spectra" not in config:
+        raise ConfigError("lowrank needs the `spectra` section (the singular values come from the spectra stage)")
+    ft = lr.get("finetune", {})
+    for key in ("allocations", "ratios"):
+        extra = [v for v in ft.get(key, []) if v not in lr[key]]
+        if extra:
+            raise ConfigError(f"lowrank.finetune.{key} has {extra}, not in lowrank.{key}; allowed: {lr[key]}")
+    if ft.get("data") == "tiny" and ft.get("ratios") and "corpus" not in config:
+        raise ConfigError("lowrank.finetune.data='tiny' needs the `corpus` section")

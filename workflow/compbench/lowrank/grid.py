@@ -1,0 +1,41 @@
+"""The low-rank (WeLore) grid a config asks for (torch-free).
+
+Variants: ``lowrank-<allocation>-<ratio>`` (compressed) and
+``lowrank-<allocation>-<ratio>-ft-<mode>`` (fine-tuned: full / lrc / lora).
+"""
+
+from __future__ import annotations
+
+from compbench.lines import RESULTS
+
+WILDCARDS = dict(ratio=r"0\.\d+", allocation=r"[a-z]+", mode=r"[a-z]+")
+
+
+def compressed(config: dict, model: str) -> dict[str, str]:
+    c = config["lowrank"]
+    return {f"lowrank-{a}-{r}": f"{RESULTS}/variants/{model}/lowrank-{a}-{r}" for a in c["allocations"] for r in c["ratios"]}
+
+
+def finetune_cells(config: dict) -> list[tuple[str, float, str]]:
+    f = config["lowrank"]["finetune"]
+    return [(a, r, mode) for a in f["allocations"] for r in f["ratios"] for mode in f["modes"]]
+
+
+def finetuned(config: dict, model: str) -> dict[str, str]:
+    return {f"lowrank-{a}-{r}-ft-{mode}": f"{RESULTS}/variants/{model}/lowrank-{a}-{r}-ft-{mode}" for a, r, mode in finetune_cells(config)}
+
+
+def finetune_curves(config: dict, model: str) -> list[str]:
+    return [f"{RESULTS}/lowrank/{model}/finetune-{a}-{r}-{mode}.csv" for a, r, mode in finetune_cells(config)]
+
+
+def variants(config: dict, model: str) -> dict[str, str]:
+    return {**compressed(config, model), **finetuned(config, model)}
+
+
+def targets(config: dict) -> list[str]:
+    out = []
+    for m in config["models"]:
+        out += [f"{RESULTS}/tables/lowrank-{m}.csv", f"{RESULTS}/figures/lowrank-ranks-{m}.png",
+                f"{RESULTS}/figures/lowrank-{m}.png", f"{RESULTS}/figures/lowrank-finetune-{m}.png"]
+    return out
