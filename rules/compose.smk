@@ -4,9 +4,11 @@
 # heatmaps and the edit-vs-compress sparsity curves. Grid: compbench.compose.grid.
 from compbench.compose import grid as compose_grid
 
-# A run's code: the shared modules, plus only the intervention modules it uses
-# (an edit of interventions/rmu.py reruns only the runs with RMU).
-INTERVENTION_MODULES = [m for m in deps.modules() if m.startswith("compbench.compose.interventions.")]
+# A run's code: the shared modules, the interventions' registry, and only the
+# intervention modules the run uses, not the list that loads them all (an edit of
+# interventions/rmu.py reruns only the runs with RMU).
+INTERVENTION_LIST = ["compbench.compose.interventions.methods"]
+INTERVENTION_REGISTRY = ["compbench.compose.interventions.registry"]
 
 
 
@@ -63,7 +65,7 @@ rule compose_run:
         calibration=lambda wc: f"{RESULTS}/calibration/{wc.model}/{compose_grid.calib_name(config)}.safetensors",
         memit_stats=lambda wc: f"{RESULTS}/compose/{wc.model}/memit-stats" if compose_grid.uses_memit(config, wc.run) else [],
         corpus=lambda wc: corpus_files("test") if config["compose"]["eval"]["perplexity"] == "tiny" else [],
-        code=lambda wc: code("compose_run", skip=INTERVENTION_MODULES, extra=compose_grid.run_modules(config, wc.run)),
+        code=lambda wc: code("compose_run", skip=INTERVENTION_LIST, extra=INTERVENTION_REGISTRY + compose_grid.run_modules(config, wc.run)),
     wildcard_constraints:
         run=compose_grid.RUN_WILDCARD,
     params:

@@ -5,6 +5,7 @@ Tests live in one folder per research line (tests/<line>/, mirroring
 workflow/compbench/<line>/); every test file's basename is unique, so pytest's
 default ("prepend") import mode works and a test imports these helpers with
 ``from conftest import ...``."""
+
 import os
 import re
 import shutil
@@ -26,8 +27,9 @@ SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 
 
 # ---------------------------------------------------------------- tiny models
-def make_tiny_llama(vocab=64, hidden=16, inter=32, layers=2, heads=2, kv_heads=None, positions=16, seed=0,
-                    tie=False, rms_eps=1e-6, training=False, **config):
+def make_tiny_llama(
+    vocab=64, hidden=16, inter=32, layers=2, heads=2, kv_heads=None, positions=16, seed=0, tie=False, rms_eps=1e-6, training=False, **config
+):
     """A randomly initialised LlamaForCausalLM, in eval mode unless ``training``.
 
     ``seed`` seeds torch's global generator just before the weights are drawn
@@ -37,9 +39,18 @@ def make_tiny_llama(vocab=64, hidden=16, inter=32, layers=2, heads=2, kv_heads=N
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    cfg = LlamaConfig(vocab_size=vocab, hidden_size=hidden, intermediate_size=inter, num_hidden_layers=layers,
-                      num_attention_heads=heads, num_key_value_heads=heads if kv_heads is None else kv_heads,
-                      max_position_embeddings=positions, rms_norm_eps=rms_eps, tie_word_embeddings=tie, **config)
+    cfg = LlamaConfig(
+        vocab_size=vocab,
+        hidden_size=hidden,
+        intermediate_size=inter,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=heads if kv_heads is None else kv_heads,
+        max_position_embeddings=positions,
+        rms_norm_eps=rms_eps,
+        tie_word_embeddings=tie,
+        **config,
+    )
     if seed is not None:
         torch.manual_seed(seed)
     model = LlamaForCausalLM(cfg)

@@ -2,20 +2,19 @@
 calibration sources x formats (documented layouts, exact token counts,
 determinism), lm-eval log-likelihoods equal to a direct forward pass,
 materialised variants, the study grid and its tables."""
-import math
+
 import re
-from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
 
 from compbench import calibration_data, corpus, tasks
-
+from compbench.calibration_catalogue import CATALOGUE, check, parse_format, parse_name, set_name
 from compbench.calibration_study import grid as study_grid
 from compbench.calibration_study import study as calibration_study
-from compbench.calibration_catalogue import CATALOGUE, check, parse_format, parse_name, set_name
-from compbench.config import ConfigError, check as check_config
+from compbench.config import ConfigError
+from compbench.config import check as check_config
 
 
 @pytest.fixture(scope="module")
@@ -77,8 +76,13 @@ def test_tasks_corpus_source(tmp_path):
     fake = {"fake": lambda cache: ["word " * 100] * 40}
     corpus.SOURCES._items.update(fake)
     try:
-        stats = corpus.build(["tasks", "fake"], corpus.SplitSpec(0.1, 0.1, 0), tmp_path / "cache", tmp_path / "c",
-                             options={"tasks": {"share": 0.2, "eval_items": 10}})
+        stats = corpus.build(
+            ["tasks", "fake"],
+            corpus.SplitSpec(0.1, 0.1, 0),
+            tmp_path / "cache",
+            tmp_path / "c",
+            options={"tasks": {"share": 0.2, "eval_items": 10}},
+        )
     finally:
         del corpus.SOURCES._items["fake"]
     task_chars = sum(v["chars"] for v in stats["tasks"].values())
@@ -141,7 +145,10 @@ def test_random_and_tiny_sources(tok, tmp_path):
     ids = calibration_data.token_set("random", tok, 4, 32, seed=0)
     assert ids.shape == (4, 32) and torch.equal(ids, calibration_data.token_set("random", tok, 4, 32, seed=0))
     assert re.fullmatch(r"[a-z ]+", decoded(tok, ids[0]))
-    for src, text in {"lee": "plain news text about the weather. " * 200, "tasks": "Question: What is 1 plus 2?\nAnswer: 3\n\n" * 200}.items():
+    for src, text in {
+        "lee": "plain news text about the weather. " * 200,
+        "tasks": "Question: What is 1 plus 2?\nAnswer: 3\n\n" * 200,
+    }.items():
         (tmp_path / src).mkdir()
         (tmp_path / src / "train.txt").write_text(text)
     ids = calibration_data.token_set("tiny", tok, 4, 32, seed=0, corpus_dir=tmp_path, sources=["lee", "tasks"])
@@ -210,7 +217,7 @@ def test_lm_eval_loglikelihood_equals_forward_pass(two_layer, tok, monkeypatch):
         assert context == items[0].prompt
         whole = tok(context + continuation).input_ids
         ctx = tok(context).input_ids
-        cont = whole[len(ctx):]
+        cont = whole[len(ctx) :]
         with torch.no_grad():
             logp = torch.log_softmax(model(torch.tensor([whole])).logits[0].double(), -1)
         direct = sum(float(logp[len(ctx) - 1 + i, t]) for i, t in enumerate(cont))
@@ -224,8 +231,8 @@ def test_lm_eval_loglikelihood_equals_forward_pass(two_layer, tok, monkeypatch):
 
 def test_materialised_masked_variant(two_layer):
     from compbench import variants, zeroshot
-    from compbench.prune import masked
     from compbench.models import load
+    from compbench.prune import masked
 
     base = two_layer / "model"
     before = {p.name: p.read_bytes() for p in base.iterdir() if p.is_file()}
@@ -249,9 +256,16 @@ def test_materialised_masked_variant(two_layer):
 # --------------------------------------------------------------- study grid
 
 
-STUDY = {"sources": ["tiny", "arith", "commonsense_qa"], "formats": ["concat", "cot"], "methods": ["wanda", "sparsegpt"],
-         "sparsities": [0.5], "n_samples": [8], "seq_len": [32], "seeds": [0],
-         "sweeps": [{"sources": ["arith"], "formats": ["icl5"], "methods": ["wanda"], "n_samples": [8, 16]}]}
+STUDY = {
+    "sources": ["tiny", "arith", "commonsense_qa"],
+    "formats": ["concat", "cot"],
+    "methods": ["wanda", "sparsegpt"],
+    "sparsities": [0.5],
+    "n_samples": [8],
+    "seq_len": [32],
+    "seeds": [0],
+    "sweeps": [{"sources": ["arith"], "formats": ["icl5"], "methods": ["wanda"], "n_samples": [8, 16]}],
+}
 
 
 def test_grid_cells():
@@ -278,20 +292,26 @@ def test_bad_study_config():
     with pytest.raises(ConfigError, match="unknown generated task 'cb_x'"):
         check_config({**base, "corpus": {}, "calibration_study": {**STUDY, "lm_eval": {"tasks": ["cb_x"]}}})
     with pytest.raises(ConfigError, match="grid is empty"):
-        check_config({**base, "corpus": {}, "calibration_study": {**STUDY, "sources": ["commonsense_qa"], "formats": ["cot"], "sweeps": []}})
+        check_config(
+            {**base, "corpus": {}, "calibration_study": {**STUDY, "sources": ["commonsense_qa"], "formats": ["cot"], "sweeps": []}}
+        )
 
 
 def test_study_table_and_heatmap(tmp_path):
     v = "calib-arith-cot_8x32_s0-wanda-0.5"
-    zs = pd.DataFrame([
-        {"model": "t", "variant": "dense", "dataset": "cb_arith", "metric": "acc", "value": 0.6, "wall_s": 3.0},
-        {"model": "t", "variant": v, "dataset": "cb_arith", "metric": "acc", "value": 0.45, "wall_s": 4.0},
-        {"model": "t", "variant": v, "dataset": "cb_arith", "metric": "acc_norm", "value": 0.5, "wall_s": 4.0},
-    ])
-    ppl = pd.DataFrame([
-        {"model": "t", "variant": "dense", "dataset": "tiny", "metric": "perplexity", "value": 30.0, "wall_s": 1.0},
-        {"model": "t", "variant": v, "dataset": "tiny", "metric": "perplexity", "value": 45.0, "wall_s": 1.0},
-    ])
+    zs = pd.DataFrame(
+        [
+            {"model": "t", "variant": "dense", "dataset": "cb_arith", "metric": "acc", "value": 0.6, "wall_s": 3.0},
+            {"model": "t", "variant": v, "dataset": "cb_arith", "metric": "acc", "value": 0.45, "wall_s": 4.0},
+            {"model": "t", "variant": v, "dataset": "cb_arith", "metric": "acc_norm", "value": 0.5, "wall_s": 4.0},
+        ]
+    )
+    ppl = pd.DataFrame(
+        [
+            {"model": "t", "variant": "dense", "dataset": "tiny", "metric": "perplexity", "value": 30.0, "wall_s": 1.0},
+            {"model": "t", "variant": v, "dataset": "tiny", "metric": "perplexity", "value": 45.0, "wall_s": 1.0},
+        ]
+    )
     rec = pd.DataFrame([{"model": "t", "variant": v, "sparsity": 0.5, "wall_s": 2.0}])
     t = calibration_study.table(rec, ppl, zs)
     row = t[(t.variant == v) & (t.metric == "acc")].iloc[0]

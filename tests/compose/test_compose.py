@@ -1,18 +1,17 @@
 """Composable interventions: the knowledge world, composition with the paper's
 re-compression rule, and the composability metrics on hand-made numbers."""
+
 import random
 
 import pandas as pd
 import pytest
 import torch
-
-from compbench.compose import pipeline as compose
+from compose_world import knowing_model, tiny_model, world_setup  # noqa: F401  (shared fixtures)
 
 from compbench.compose import data as compose_data
+from compbench.compose import pipeline as compose
 from compbench.compose.interventions.methods import INTERVENTIONS, Context
 from compbench.knowledge import PEOPLE, World, prompt_of
-
-from compose_world import knowing_model, tiny_model, world_setup  # noqa: F401  (shared fixtures)
 
 # ------------------------------------------------------------ the metrics
 
@@ -57,8 +56,12 @@ def test_composability_table_from_both_orders():
 
 # ------------------------------------------------------------ ids and the re-compression rule
 
-IVS = {"ft": {"method": "ft"}, "wanda": {"method": "wanda", "sparsity": 0.5}, "ga": {"method": "ga"},
-       "gptq": {"method": "gptq", "bits": 4, "group_size": 32}}
+IVS = {
+    "ft": {"method": "ft"},
+    "wanda": {"method": "wanda", "sparsity": 0.5},
+    "ga": {"method": "ga"},
+    "gptq": {"method": "gptq", "bits": 4, "group_size": 32},
+}
 
 
 def test_resolve_ids_and_sweep_ids():
@@ -174,7 +177,13 @@ def test_compose_line_in_the_smoke_run(smoke):
         ab, ba = val[(f"{r.first}→{r.second}", r.metric)], val[(f"{r.second}→{r.first}", r.metric)]
         assert r.order_free_error == pytest.approx(compose.order_free_error(r.metric, ab, ba))
         assert r.order_sensitivity == pytest.approx(abs(ab - ba))
-    assert set(metrics[metrics["pair"] == "ft+ga"]["metric"]) == {"edit_success", "generalisation", "locality",
-                                                                   "forget_acc", "utility_acc", "perplexity"}
+    assert set(metrics[metrics["pair"] == "ft+ga"]["metric"]) == {
+        "edit_success",
+        "generalisation",
+        "locality",
+        "forget_acc",
+        "utility_acc",
+        "perplexity",
+    }
     for name in ("composability-tiny.png", "compose-sparsity-tiny.png"):
         assert smoke.results("figures", name).stat().st_size > 1000

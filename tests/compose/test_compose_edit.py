@@ -1,14 +1,13 @@
 """Knowledge editing (ft, lora, memit) and its metrics."""
+
 import copy
 
 import pytest
 import torch
-
-from compbench.compose import metrics as em
-from compbench.compose.interventions.methods import INTERVENTIONS, Context, MCQ, StudyData
-
 from compose_world import knowing_model, tiny_model, world_setup  # noqa: F401  (shared fixtures)
 
+from compbench.compose import metrics as em
+from compbench.compose.interventions.methods import INTERVENTIONS, MCQ, Context
 
 # ------------------------------------------------------------ metrics, known answers
 

@@ -1,16 +1,16 @@
 """Unlearning (ga, gd, rmu) and weight quantisation (RTN, GPTQ, AWQ)."""
+
 import copy
 
 import pytest
 import torch
+from compose_world import knowing_model, tiny_model, world_setup  # noqa: F401  (shared fixtures)
 
 from compbench.compose import quantize as Q
-from compbench.compose.interventions.methods import INTERVENTIONS, Context
 from compbench.compose.interventions.awq import awq_matrix
 from compbench.compose.interventions.gptq import gptq_matrix
+from compbench.compose.interventions.methods import INTERVENTIONS, Context
 from compbench.compose.interventions.unlearn_common import mean_nll
-
-from compose_world import knowing_model, tiny_model, world_setup  # noqa: F401  (shared fixtures)
 
 # ------------------------------------------------------------ quantisation
 
@@ -126,15 +126,17 @@ def test_ascent_raises_the_forget_loss(world_setup, knowing_model, method):
 
 
 def test_rmu_misdirects_forget_activations_and_trains_only_its_layers(world_setup):
+    import random
+
     from compbench.compose.interventions.rmu import _hidden
     from compbench.compose.interventions.unlearn_common import batches
-    import random
 
     _, tok, data, ids = world_setup
     model = tiny_model(seed=6)
     orig = copy.deepcopy(model)
-    info = INTERVENTIONS.get("rmu")(model, Context(tok, torch.device("cpu"), data, ids), layer=1, update_layers=[1],
-                                    steering_coeff=20.0, steps=60, lr=1e-3, alpha=10.0)
+    info = INTERVENTIONS.get("rmu")(
+        model, Context(tok, torch.device("cpu"), data, ids), layer=1, update_layers=[1], steering_coeff=20.0, steps=60, lr=1e-3, alpha=10.0
+    )
     u = torch.rand(model.config.hidden_size, generator=torch.Generator().manual_seed(0))
     target = 20.0 * u / u.norm()
     f_ids, f_att = next(batches(tok, data.forget_texts, 8, 64, random.Random(9)))

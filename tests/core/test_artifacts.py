@@ -1,4 +1,5 @@
 """Atomic artifact writes and corrupt-artifact detection."""
+
 import pandas as pd
 import pytest
 import torch

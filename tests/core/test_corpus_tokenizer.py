@@ -1,4 +1,5 @@
 """Corpus cleaning/splitting and tokenizer training: determinism and layout."""
+
 import pytest
 
 from compbench import corpus, tokenizer

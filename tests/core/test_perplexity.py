@@ -1,4 +1,5 @@
 """Perplexity protocol against a hand computation on a 2-layer model."""
+
 import math
 
 import pytest
@@ -43,6 +44,7 @@ def test_max_windows_and_too_short(model):
 
 def test_uniform_model_has_vocab_perplexity(model):
     """A model with constant logits has perplexity exactly the vocabulary size."""
+
     class Const(torch.nn.Module):
         def forward(self, x):
             return type("O", (), {"logits": torch.zeros(*x.shape, 50)})()

@@ -1,4 +1,5 @@
 """Pretraining: seeded determinism and the learning-rate schedule."""
+
 import math
 
 import pytest

@@ -8,6 +8,7 @@
 - a model directory asking for its own Python code (auto_map) does not get it
   run unless the config opts in per model (trust_remote_code defaults to false).
 """
+
 import ast
 import json
 import os
@@ -128,8 +129,7 @@ def test_remote_code_is_not_run_without_opt_in(tmp_path):
     d = tiny_model_dir(tmp_path / "m")
     sentinel = tmp_path / "pwned-by-code"
     (d / "evil_model.py").write_text(
-        f"open({str(sentinel)!r}, 'w').write('ran')\n"
-        "from transformers import LlamaForCausalLM as EvilForCausalLM\n"
+        f"open({str(sentinel)!r}, 'w').write('ran')\nfrom transformers import LlamaForCausalLM as EvilForCausalLM\n"
     )
     cfg = json.loads((d / "config.json").read_text())
     cfg["auto_map"] = {"AutoModelForCausalLM": "evil_model.EvilForCausalLM"}

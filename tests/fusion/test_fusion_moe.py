@@ -1,5 +1,6 @@
 """Fusion line: Pareto-set learning by MoE model fusion (hypervolume, merged
 experts, task vectors, router training) on generated text-classification tasks."""
+
 import pandas as pd
 import pytest
 import torch
@@ -49,15 +50,14 @@ def test_nondominated():
 @pytest.fixture(scope="module")
 def tiny_lm(tmp_path_factory):
     """A randomly initialised 2-layer LLaMA with a tokenizer trained on the generated sentences."""
-    from compbench import tokenizer as tk
-
     import random
+
+    from compbench import tokenizer as tk
 
     rng = random.Random(0)
     texts = [text_tasks.GENERATED.get(n)(rng)[0] for _ in range(300) for n in ("animal", "outdoor")]
     tok = tk.train(texts + ["yes", "no"] * 20, vocab_size=300)
-    model = make_tiny_llama(vocab=len(tok), hidden=16, inter=24, layers=2, heads=2, positions=64, seed=0,
-                            pad_token_id=tok.pad_token_id)
+    model = make_tiny_llama(vocab=len(tok), hidden=16, inter=24, layers=2, heads=2, positions=64, seed=0, pad_token_id=tok.pad_token_id)
     tasks = [text_tasks.build({"name": n, "source": "generated"}, 48, 16, 0) for n in ("animal", "outdoor")]
     return model, tok, tasks
 
@@ -170,13 +170,22 @@ def test_fusion_bad_inputs(tiny_lm):
         fusion.label_ids(tok, ["yes", "yes"])
     with pytest.raises(ValueError, match="no `\\*.mlp` modules"):
         fusion.mlp_modules(nn.Sequential(nn.Linear(2, 2)))
-    base = {"models": {"tiny": {"source": "tiny", "size": "tiny"}}, "resources": {"tiny": {}}, "corpus": {}, "tokenizer": {},
-            "tiny_model": {"hidden_size": 8, "num_heads": 2}, "pretrain": {}, "evaluation": {}}
+    base = {
+        "models": {"tiny": {"source": "tiny", "size": "tiny"}},
+        "resources": {"tiny": {}},
+        "corpus": {},
+        "tokenizer": {},
+        "tiny_model": {"hidden_size": 8, "num_heads": 2},
+        "pretrain": {},
+        "evaluation": {},
+    }
     bad = dict(base, vision={"fusion": {"model": "gpt2", "tasks": [{"name": "animal", "source": "generated"}] * 2}})
     with pytest.raises(ConfigError, match="vision.fusion.model='gpt2'"):
         check(bad)
-    bad = dict(base, vision={"fusion": {"model": "tiny", "tasks": [{"name": "animal", "source": "generated"},
-                                                                    {"name": "mood", "source": "generated"}]}})
+    bad = dict(
+        base,
+        vision={"fusion": {"model": "tiny", "tasks": [{"name": "animal", "source": "generated"}, {"name": "mood", "source": "generated"}]}},
+    )
     with pytest.raises(ConfigError, match="allowed: animal, outdoor, warm"):
         check(bad)
 

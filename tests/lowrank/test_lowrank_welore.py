@@ -1,4 +1,5 @@
 """Low-rank line (WeLore): rank rule, exact ratios, factor pairs, artifact, fine-tuning modes."""
+
 import copy
 import math
 from functools import partial
@@ -9,19 +10,13 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from compbench import blocks
-from compbench import variants
-
-from compbench.lowrank import compress as lowrank
-
-from compbench.lowrank import finetune as lrc_finetune
-
-from compbench.spectra import esd as spectra
+from compbench import blocks, variants
 from compbench.artifacts import CorruptArtifact
 from compbench.config import ConfigError
+from compbench.lowrank import compress as lowrank
+from compbench.lowrank import finetune as lrc_finetune
 from compbench.lowrank.check import check as check_lowrank
 from conftest import make_tiny_llama
-
 
 # ------------------------------------------------------------------ helpers
 
@@ -41,7 +36,9 @@ def with_spectrum(rows, cols, s, seed=0):
 
 def table_of(model):
     mods = blocks.linear_modules(model)
-    mat = pd.DataFrame([dict(module=n, block=b, kind=n.rsplit(".", 1)[-1], rows=l.weight.shape[0], cols=l.weight.shape[1]) for b, n, l in mods])
+    mat = pd.DataFrame(
+        [dict(module=n, block=b, kind=n.rsplit(".", 1)[-1], rows=l.weight.shape[0], cols=l.weight.shape[1]) for b, n, l in mods]
+    )
     sv = {n: torch.linalg.svdvals(l.weight.detach().double()) for _, n, l in mods}
     return mat, sv
 
@@ -181,7 +178,11 @@ def test_bad_inputs_fail_fast():
         lowrank.allocate("welore", pd.concat([mat, mat.assign(module="b")]), sv, 0.5)
     with pytest.raises(KeyError, match="allowed: full, lora, lrc"):
         lrc_finetune.MODES.get("qlora")
-    base = {"spectra": {}, "corpus": {}, "lowrank": {"allocations": ["welore"], "ratios": [0.5], "finetune": {"ratios": [0.3], "allocations": []}}}
+    base = {
+        "spectra": {},
+        "corpus": {},
+        "lowrank": {"allocations": ["welore"], "ratios": [0.5], "finetune": {"ratios": [0.3], "allocations": []}},
+    }
     with pytest.raises(ConfigError, match=r"lowrank.finetune.ratios has \[0.3\]"):
         check_lowrank(base)
     with pytest.raises(ConfigError, match="spectra"):
@@ -249,7 +250,9 @@ def test_corrupt_artifact_is_refused(tmp_path):
 # --------------------------------------------------------------- fine-tuning
 
 
-SPEC = lrc_finetune.FTSpec(steps=3, batch_size=2, lr=1e-2, warmup=1, weight_decay=0.0, eval_every=3, eval_windows=2, seed=0, lora_r=2, lora_alpha=4)
+SPEC = lrc_finetune.FTSpec(
+    steps=3, batch_size=2, lr=1e-2, warmup=1, weight_decay=0.0, eval_every=3, eval_windows=2, seed=0, lora_r=2, lora_alpha=4
+)
 
 
 def ids():

@@ -1,5 +1,6 @@
 """Memory-efficient training line: quantisation, GaLore / Q-GaLore projectors and
 optimizer, adaptive refresh, memory accounting, variants, and the workflow."""
+
 import math
 
 import pandas as pd
@@ -9,8 +10,8 @@ import torch.nn.functional as F
 
 from compbench import pretrain
 from compbench.memtrain import memory, quant, recipe
-from compbench.memtrain.methods import Context, build, names
 from compbench.memtrain.galore import GaLoreProjector, ProjectedAdamW
+from compbench.memtrain.methods import Context, build, names
 from compbench.memtrain.qgalore import AdaptiveProjector, QLinear, next_gap
 from conftest import make_tiny_llama
 
@@ -259,8 +260,17 @@ def test_adaptive_projector_refresh_schedule_on_synthetic_gradients():
     base = torch.randn(32, 8)
 
     def refreshes(grad_fn, adaptive):
-        p = AdaptiveProjector(4, update_proj_gap=5, scale=1.0, proj_bits=4, proj_group_size=32, adaptive=adaptive,
-                              cos_threshold=0.4, gamma_proj=2, queue_size=3)
+        p = AdaptiveProjector(
+            4,
+            update_proj_gap=5,
+            scale=1.0,
+            proj_bits=4,
+            proj_group_size=32,
+            adaptive=adaptive,
+            cos_threshold=0.4,
+            gamma_proj=2,
+            queue_size=3,
+        )
         for step in range(100):
             p.project(grad_fn(step), step)
         return [h[0] for h in p.history], p
@@ -286,7 +296,7 @@ def test_qlinear_forward_backward_match_dequantised_linear():
     x = torch.randn(3, 5, 64, requires_grad=True)
     y = q(x)
     torch.testing.assert_close(y, F.linear(x, W, q.bias))
-    (y ** 2).sum().backward()
+    (y**2).sum().backward()
     x2 = x.detach().clone().requires_grad_()
     Wr = W.clone().requires_grad_()
     b = q.bias.detach().clone().requires_grad_()
@@ -303,8 +313,17 @@ V = 64
 
 def tiny_model(seed=0):
     """The workflow's tiny model at SPEC (models.tiny_config: rms eps 1e-5), in training mode."""
-    return make_tiny_llama(vocab=V, hidden=SPEC["hidden_size"], inter=SPEC["intermediate_size"], layers=SPEC["num_layers"],
-                           heads=SPEC["num_heads"], positions=SPEC["seq_len"], seed=seed, rms_eps=1e-5, training=True)
+    return make_tiny_llama(
+        vocab=V,
+        hidden=SPEC["hidden_size"],
+        inter=SPEC["intermediate_size"],
+        layers=SPEC["num_layers"],
+        heads=SPEC["num_heads"],
+        positions=SPEC["seq_len"],
+        seed=seed,
+        rms_eps=1e-5,
+        training=True,
+    )
 
 
 def one_step(name, hyper, train_embeddings=False):
@@ -356,12 +375,25 @@ def test_every_variant_trains_and_finalizes_to_a_plain_model():
 
     ids = torch.randint(0, V, (4000,))
     spec = pretrain.TrainSpec(steps=6, batch_size=2, lr=3e-3, warmup=2, weight_decay=0.0, eval_every=3, eval_windows=2, seed=0)
-    hyper = {"lora": {"rank": 4}, "galore": {"rank": 4, "update_proj_gap": 2}, "qgalore": {"rank": 4, "update_proj_gap": 2, "weight_group_size": 16, "proj_group_size": 16}}
+    hyper = {
+        "lora": {"rank": 4},
+        "galore": {"rank": 4, "update_proj_gap": 2},
+        "qgalore": {"rank": 4, "update_proj_gap": 2, "weight_group_size": 16, "proj_group_size": 16},
+    }
     assert set(names()) == {"adamw", "lora", "galore", "qgalore", "qgalore_nosr", "qgalore_fixed"}
     base = tiny_model().state_dict()
     for name in names():
-        plain, curve, summary, refresh = recipe.run(tiny_model(), name, recipe.hyper_for(name, hyper), Context(lr=3e-3, train_embeddings=False),
-                                                    ids, ids[:400], 16, spec, torch.device("cpu"))
+        plain, curve, summary, refresh = recipe.run(
+            tiny_model(),
+            name,
+            recipe.hyper_for(name, hyper),
+            Context(lr=3e-3, train_embeddings=False),
+            ids,
+            ids[:400],
+            16,
+            spec,
+            torch.device("cpu"),
+        )
         assert type(plain) is LlamaForCausalLM and len(curve) == 6
         assert set(plain.state_dict()) == set(base)
         assert torch.equal(plain.state_dict()["model.embed_tokens.weight"], base["model.embed_tokens.weight"])  # frozen
@@ -407,8 +439,12 @@ def test_smoke_memtrain_table_figures_and_spine_agreement(smoke):
 
     t = pd.read_csv(smoke.results("tables", "memtrain.csv"))
     w = plots.wide(t).set_index(["regime", "model", "variant"])
-    assert set(w.index) >= {("finetune", "tiny", "lora"), ("finetune", "tiny", "qgalore"), ("pretrain", "p16", "galore"),
-                            ("finetune", "tiny", "pretrained")}
+    assert set(w.index) >= {
+        ("finetune", "tiny", "lora"),
+        ("finetune", "tiny", "qgalore"),
+        ("pretrain", "p16", "galore"),
+        ("finetune", "tiny", "pretrained"),
+    }
     lora, qg = w.loc[("finetune", "tiny", "lora")], w.loc[("finetune", "tiny", "qgalore")]
     # the in-job test perplexity and the spine's perplexity rule on the saved variant agree (same protocol, same weights)
     for r in (lora, qg):

@@ -1,14 +1,12 @@
 """Pruning methods against brute-force references, SparseGPT against a literal OBS
 implementation, N:M exactness, masked-variant artifacts, sequential statistics."""
-import itertools
 
 import pytest
 import torch
 
 from compbench import calibration, calibration_data
-
-from compbench.prune import masked
 from compbench.artifacts import CorruptArtifact
+from compbench.prune import masked
 from compbench.prune.methods import PRUNERS, Pattern, prune_model
 from compbench.prune.sparsegpt import PERCDAMP
 from conftest import make_tiny_llama

@@ -1,5 +1,6 @@
 """Spectra stage: eigenvalues, the Hill/KS power-law fit under each xmin rule, the
 block metric, and the rule wiring on the smoke config."""
+
 import math
 from functools import partial
 
@@ -79,7 +80,7 @@ def test_eigenvalues_equal_squared_singular_values():
         torch.testing.assert_close(lam, ref, rtol=1e-5, atol=1e-6)
         # and the non-zero eigenvalues of WᵀW (float64 eigvalsh)
         full = torch.linalg.eigvalsh((w.double().T @ w.double()))
-        torch.testing.assert_close(lam.double(), full[-min(shape):], rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(lam.double(), full[-min(shape) :], rtol=1e-4, atol=1e-4)
     # a rank-deficient matrix: exact zeros are dropped
     assert len(spectra.eigenvalues(torch.zeros(5, 8))) == 0
 
@@ -218,7 +219,18 @@ def test_spectra_rules_on_smoke_config(tmp_path):
     # a model directory made here (2 blocks, hidden 32); only the spectra rules may run
     tiny_llama(layers=2).save_pretrained(repo / "results" / "models" / "tiny")
     targets = ["results/figures/spectra-alpha-tiny.png", "results/figures/spectra-esd-tiny.png"]
-    snakemake(repo, "--configfile", "config/smoke.yaml", "--allowed-rules", "spectra", "figure_spectra", "--rerun-triggers", "mtime", "--", *targets)
+    snakemake(
+        repo,
+        "--configfile",
+        "config/smoke.yaml",
+        "--allowed-rules",
+        "spectra",
+        "figure_spectra",
+        "--rerun-triggers",
+        "mtime",
+        "--",
+        *targets,
+    )
     blocks = pd.read_csv(repo / "results/spectra/tiny/blocks.csv")
     mats = pd.read_csv(repo / "results/spectra/tiny/matrices.csv")
     assert len(blocks) == 2 and len(mats) == 14

@@ -1,5 +1,6 @@
 """Layerwise allocation: known answers from the OWL and AlphaPruning formulas, exact
 parameter-weighted means, clipping, and fail-fast validation."""
+
 import numpy as np
 import pytest
 import torch

@@ -1,5 +1,6 @@
 """Speech line: LR-SMS factorisation and rank schedule, DDP-ASR selection, MSRS masks and
 stabilisation, WER/CER, Conformer pieces, espeak-ng synthesis, config checks, end to end."""
+
 import json
 import shutil
 
@@ -13,8 +14,9 @@ from compbench.config import ConfigError, check
 from compbench.speech import corpora, ddp, features, grid, lowrank, msrs, train, wer
 from compbench.speech import model as M
 
-needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None,
-                                  reason="espeak-ng (Debian package) not installed: apt-get install espeak-ng")
+needs_espeak = pytest.mark.skipif(
+    shutil.which("espeak-ng") is None, reason="espeak-ng (Debian package) not installed: apt-get install espeak-ng"
+)
 
 
 # ---------------------------------------------------------------- LR-SMS
@@ -291,9 +293,22 @@ def test_missing_espeak_fails_naming_the_package(monkeypatch, tmp_path):
         corpora.build({"source": "synthetic"}, tmp_path)
 
 
-SYNTH = dict(source="synthetic", vocabulary=["red", "green", "go"], n_utterances=dict(train=4, dev=1, test=2), words=[1, 2],
-             accents=["en-us", "en-gb"], variants=["m1", "f2"], held_out_voices=dict(dev=1, test=1), speed=[150, 170],
-             pitch=[40, 60], word_gap=[0, 2], speed_perturb=[0.9, 1.1], snr_db=[20, 30], sample_rate=16000, seed=0)
+SYNTH = dict(
+    source="synthetic",
+    vocabulary=["red", "green", "go"],
+    n_utterances=dict(train=4, dev=1, test=2),
+    words=[1, 2],
+    accents=["en-us", "en-gb"],
+    variants=["m1", "f2"],
+    held_out_voices=dict(dev=1, test=1),
+    speed=[150, 170],
+    pitch=[40, 60],
+    word_gap=[0, 2],
+    speed_perturb=[0.9, 1.1],
+    snr_db=[20, 30],
+    sample_rate=16000,
+    seed=0,
+)
 
 
 @needs_espeak
@@ -318,14 +333,45 @@ def toy_data(n=10):
     return train.Data(feats, texts, splits, features.vocabulary(texts, "word"), "word", 0.01)
 
 
-RECIPE = dict(model=dict(d_model=8, num_heads=2, ffn_dim=16, num_layers=2, conv_kernel=3, subsample_channels=2, dropout=0.0),
-              train=dict(epochs=3, batch_size=3, lr=0.003, warmup_steps=2, weight_decay=0.0, grad_clip=5.0, seed=0,
-                         specaugment=dict(freq_mask=2, n_freq_masks=1, time_mask=4, n_time_masks=1)),
-              variants=dict(dense=True, lrsms=dict(settings=[dict(name="r50", attn=[0.5, 0.5], ff=[0.5, 0.5])], random_init=["r50"], min_rank=2),
-                            ddp=dict(fractions=[0.5], granularities=["utterance", "segment"], rule="epsilon_greedy", epsilon=0.2,
-                                     max_skip=2, every_epochs=1, warmup_epochs=1, rescore="all", segment_s=0.15),
-                            msrs=dict(modes=["sparse", "dense"], temperature=1.0, init_density=0.6, lam=5.0, score_lr=0.2,
-                                      check_every=1, flip_threshold=0.2, patience=1, min_steps=3)))
+RECIPE = dict(
+    model=dict(d_model=8, num_heads=2, ffn_dim=16, num_layers=2, conv_kernel=3, subsample_channels=2, dropout=0.0),
+    train=dict(
+        epochs=3,
+        batch_size=3,
+        lr=0.003,
+        warmup_steps=2,
+        weight_decay=0.0,
+        grad_clip=5.0,
+        seed=0,
+        specaugment=dict(freq_mask=2, n_freq_masks=1, time_mask=4, n_time_masks=1),
+    ),
+    variants=dict(
+        dense=True,
+        lrsms=dict(settings=[dict(name="r50", attn=[0.5, 0.5], ff=[0.5, 0.5])], random_init=["r50"], min_rank=2),
+        ddp=dict(
+            fractions=[0.5],
+            granularities=["utterance", "segment"],
+            rule="epsilon_greedy",
+            epsilon=0.2,
+            max_skip=2,
+            every_epochs=1,
+            warmup_epochs=1,
+            rescore="all",
+            segment_s=0.15,
+        ),
+        msrs=dict(
+            modes=["sparse", "dense"],
+            temperature=1.0,
+            init_density=0.6,
+            lam=5.0,
+            score_lr=0.2,
+            check_every=1,
+            flip_threshold=0.2,
+            patience=1,
+            min_steps=3,
+        ),
+    ),
+)
 
 
 def test_every_variant_trains_and_reports():
@@ -385,8 +431,12 @@ def test_config_bad_values_fail_naming_the_key():
 def test_speech_in_smoke_run(smoke):
     t = pd.read_csv(smoke.results("tables", "speech.csv"))
     runs = set(t.run)
-    assert {"dense"} <= runs and any(r.startswith("lrsms") for r in runs) and any(r.startswith("ddp") for r in runs) \
+    assert (
+        {"dense"} <= runs
+        and any(r.startswith("lrsms") for r in runs)
+        and any(r.startswith("ddp") for r in runs)
         and any(r.startswith("msrs") for r in runs)
+    )
     w = t[t.metric == "test_wer"]
     assert len(w) == len(runs) and w.value.astype(float).between(0, 5).all()
     for col in ("corpus", "run", "variant", "setting", "metric", "value", "seed", "versions", "wall_s", "peak_rss_mb"):

@@ -1,5 +1,6 @@
 """Vision line: PASS channel sparsity (structural pruning, FLOPs, hyper-network).
 (The MoE-fusion half of the former test_vision.py is tests/fusion/test_fusion_moe.py.)"""
+
 import json
 
 import pandas as pd
@@ -9,8 +10,8 @@ import torch.nn as nn
 
 from compbench.vision import channels as C
 from compbench.vision import images
-from compbench.vision import pipeline as pass_pipeline
 from compbench.vision import pass_sparsity as PS
+from compbench.vision import pipeline as pass_pipeline
 
 torch.set_num_threads(1)
 
@@ -57,9 +58,16 @@ class TinyVGG(nn.Module):
     def __init__(self):
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(3, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(6, 8, 3, padding=1, bias=True), nn.BatchNorm2d(8), nn.ReLU(),
-            nn.Conv2d(8, 5, 3, padding=1), nn.BatchNorm2d(5), nn.ReLU(),
+            nn.Conv2d(3, 6, 3, padding=1),
+            nn.BatchNorm2d(6),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(6, 8, 3, padding=1, bias=True),
+            nn.BatchNorm2d(8),
+            nn.ReLU(),
+            nn.Conv2d(8, 5, 3, padding=1),
+            nn.BatchNorm2d(5),
+            nn.ReLU(),
         )
         self.classifier = nn.Linear(5, 4)
 
@@ -182,8 +190,19 @@ def _tiny_trained():
     return m, x, y
 
 
-HCFG = dict(steps=3, batch_size=16, lr=0.01, prompt_lr=0.05, prompt_pad=2, hidden=8, k_min=0.05, tau=0.1, temp_start=2.0,
-            temp_end=0.5, flops_weight=20.0)
+HCFG = dict(
+    steps=3,
+    batch_size=16,
+    lr=0.01,
+    prompt_lr=0.05,
+    prompt_pad=2,
+    hidden=8,
+    k_min=0.05,
+    tau=0.1,
+    temp_start=2.0,
+    temp_end=0.5,
+    flops_weight=20.0,
+)
 
 
 def test_prompt_is_learned_only_by_pass():

@@ -103,9 +103,7 @@ class Cluster:
         return subprocess.run(cmd, env=self.env, capture_output=True, text=True, check=check, timeout=30).stdout
 
     def logs(self) -> str:
-        return "\n".join(
-            f"--- {p.name} ---\n{p.read_text(errors='replace')[-3000:]}" for p in sorted(self.dir.glob("*.log"))
-        )
+        return "\n".join(f"--- {p.name} ---\n{p.read_text(errors='replace')[-3000:]}" for p in sorted(self.dir.glob("*.log")))
 
 
 def _stop(procs: dict) -> None:
@@ -169,8 +167,13 @@ def local_cluster(d: Path, cpus: int | None = None, mem_mb: int | None = None):
     cluster = Cluster(d, env, procs)
     try:
         start(
-            "munged", "-F", "--force", f"--socket={sock}", f"--key-file={key}",
-            f"--pid-file={d / 'munge' / 'munged.pid'}", f"--log-file={d / 'munged.log'}",
+            "munged",
+            "-F",
+            "--force",
+            f"--socket={sock}",
+            f"--key-file={key}",
+            f"--pid-file={d / 'munge' / 'munged.pid'}",
+            f"--log-file={d / 'munged.log'}",
             f"--seed-file={d / 'munge' / 'munged.seed'}",
         )
         _wait(lambda: sock.exists(), 10, "munged did not create its socket", cluster)

@@ -5,10 +5,10 @@ validation with defaults, then compbench.config.check); the end-to-end tests
 run Snakemake itself on a workdir holding a finished result and check that
 nothing ran and nothing was touched.
 """
+
 import copy
 import os
 import time
-from pathlib import Path
 
 import pytest
 import yaml
@@ -48,7 +48,11 @@ DELETE = object()
 
 # (what is wrong, config, words the message must contain: the key, and the allowed values where there is a list)
 BAD = [
-    ("unknown pruning method", edit("pruning.methods", ["wanda", "sparsegtp"]), ["methods", "sparsegtp", "magnitude", "wanda", "sparsegpt"]),
+    (
+        "unknown pruning method",
+        edit("pruning.methods", ["wanda", "sparsegtp"]),
+        ["methods", "sparsegtp", "magnitude", "wanda", "sparsegpt"],
+    ),
     ("unknown allocation", edit("pruning.allocations", ["alpha", "random"]), ["allocations", "random", "uniform", "owl"]),
     ("sparsity = 1", edit("pruning.sparsities", [0.5, 1.0]), ["sparsities", "1.0"]),
     ("sparsity > 1", edit("pruning.sparsities", [1.5]), ["sparsities", "1.5"]),
@@ -57,7 +61,11 @@ BAD = [
     ("N:M with N > M", edit("pruning.nm", [[8, 4]]), ["pruning.nm", "N < M"]),
     ("empty method grid", edit("pruning.methods", []), ["pruning.methods", "empty"]),
     ("empty allocation grid", edit("pruning.allocations", []), ["pruning.allocations", "empty"]),
-    ("empty sparsity grid", {**edit("pruning.sparsities", []), "pruning": {**SMOKE["pruning"], "sparsities": [], "nm": []}}, ["sparsities", "empty"]),
+    (
+        "empty sparsity grid",
+        {**edit("pruning.sparsities", []), "pruning": {**SMOKE["pruning"], "sparsities": [], "nm": []}},
+        ["sparsities", "empty"],
+    ),
     ("hf model without id", edit("models.llama", {"source": "hf", "size": "tiny"}), ["llama", "'id' is a required property"]),
     ("no models", edit("models", {}), ["models"]),
     ("unknown model source", edit("models.tiny.source", "local"), ["source", "local", "tiny", "hf"]),
@@ -75,22 +83,42 @@ BAD = [
     ("misspelt key", edit("pretrain.step", 10), ["step"]),
     ("negative memory", edit("resources.tiny.mem_mb", -1), ["mem_mb", "-1"]),
     ("heads do not divide width", edit("tiny_model.num_heads", 3), ["tiny_model.hidden_size", "num_heads"]),
-    ("default rule not fitted", edit("spectra.default_rule", "full") | {"spectra": {**SMOKE["spectra"], "rules": ["peak"], "default_rule": "full"}}, ["spectra.default_rule", "peak"]),
+    (
+        "default rule not fitted",
+        edit("spectra.default_rule", "full") | {"spectra": {**SMOKE["spectra"], "rules": ["peak"], "default_rule": "full"}},
+        ["spectra.default_rule", "peak"],
+    ),
     ("epsilon above 1", edit("pruning.epsilon", {"default": 2}), ["epsilon", "2"]),
     ("unknown device", edit("device", "tpu"), ["device", "tpu", "cpu", "cuda"]),
     ("model name escaping results/", edit("models", {"../evil": {"source": "tiny", "size": "tiny"}}), ["../evil"]),
     ("shell in a partition name", edit("slurm.partition", "gpu; rm -rf ~"), ["partition", "rm -rf"]),
     ("GPU model without a GPU", edit("resources.tiny.gpu_model", "a100"), ["resources.tiny.gpu_model", "gpu"]),
     ("string for trust_remote_code", edit("models.tiny.trust_remote_code", "yes"), ["trust_remote_code", "yes", "boolean"]),
-    ("unknown intervention method", edit("compose.interventions", {**SMOKE["compose"]["interventions"], "rome": {"method": "rome"}}),
-     ["rome", "ft", "memit", "rmu"]),
-    ("unknown intervention setting", edit("compose.interventions", {**SMOKE["compose"]["interventions"], "ga": {"method": "ga", "stepz": 3}}),
-     ["compose.interventions.ga", "stepz", "steps", "max_loss"]),
-    ("one category only", edit("compose.interventions", {"ft": {"method": "ft"}, "lora": {"method": "lora"}}), ["compose.interventions", "edit", "two categories"]),
-    ("sweep over a non-pruning compressor", edit("compose.sweep", {"edits": ["ft"], "compressor": "ga", "sparsities": [0.5]}),
-     ["compose.sweep.compressor", "ga", "wanda"]),
-    ("pruning sparsity 1 in compose", edit("compose.interventions", {**SMOKE["compose"]["interventions"], "wanda": {"method": "wanda", "sparsity": 1.0}}),
-     ["sparsity", "1.0"]),
+    (
+        "unknown intervention method",
+        edit("compose.interventions", {**SMOKE["compose"]["interventions"], "rome": {"method": "rome"}}),
+        ["rome", "ft", "memit", "rmu"],
+    ),
+    (
+        "unknown intervention setting",
+        edit("compose.interventions", {**SMOKE["compose"]["interventions"], "ga": {"method": "ga", "stepz": 3}}),
+        ["compose.interventions.ga", "stepz", "steps", "max_loss"],
+    ),
+    (
+        "one category only",
+        edit("compose.interventions", {"ft": {"method": "ft"}, "lora": {"method": "lora"}}),
+        ["compose.interventions", "edit", "two categories"],
+    ),
+    (
+        "sweep over a non-pruning compressor",
+        edit("compose.sweep", {"edits": ["ft"], "compressor": "ga", "sparsities": [0.5]}),
+        ["compose.sweep.compressor", "ga", "wanda"],
+    ),
+    (
+        "pruning sparsity 1 in compose",
+        edit("compose.interventions", {**SMOKE["compose"]["interventions"], "wanda": {"method": "wanda", "sparsity": 1.0}}),
+        ["sparsity", "1.0"],
+    ),
     ("knowledge world not in the corpus", edit("corpus.sources", ["lee", "tasks"]), ["compose.data.source", "knowledge", "corpus.sources"]),
 ]
 

@@ -6,6 +6,7 @@
 - a corrupt or truncated artifact (safetensors, mask file, table, JSON, model
   directory) is refused on load with a message naming the file.
 """
+
 import os
 import re
 import signal
@@ -19,7 +20,6 @@ import pytest
 import torch
 
 from compbench import artifacts, models
-
 from compbench.prune import masked
 from conftest import ROOT, copy_repo, save_tiny_llama, snakemake
 
@@ -58,7 +58,7 @@ def test_killed_rewrite_keeps_the_previous_version(tmp_path):
 # Test-only rules dropped into a copy of the workflow: one job writes atomically
 # (compbench.artifacts), one writes straight into its output; both then hang
 # until a release file appears. `consume` reads the first one's output.
-FAULT_RULES = '''
+FAULT_RULES = """
 import sys as _sys
 
 rule fault_atomic:
@@ -81,7 +81,7 @@ rule fault_consume:
     log: "results/logs/fault_consume.log"
     threads: 1
     shell: "cp {input} {output}"
-'''
+"""
 
 
 @pytest.mark.workflow

@@ -10,21 +10,22 @@ SLURM is reported and retried per `retries:` with more memory.
 Needs root and Debian's slurm-wlm + munge (workflow/system-packages.txt; the
 README's `workflow/run.sh test` installs them as root). Otherwise it skips, saying why.
 """
+
 import re
 import shutil
 
 import pytest
 import yaml
+from slurm_cluster import local_cluster, missing_reason
 
 from conftest import ROOT, copy_repo, snakemake
-from slurm_cluster import local_cluster, missing_reason
 
 pytestmark = pytest.mark.workflow
 
 REASON = missing_reason()
 
 # A test-only rule dropped into the copy: fails on its first attempt, succeeds on the second.
-FLAKY_RULE = '''
+FLAKY_RULE = """
 rule flaky:
     output: "results/flaky/ok.txt"
     params: marker="results/flaky.first-attempt"
@@ -34,7 +35,7 @@ rule flaky:
         mem_mb=lambda wc, attempt: 300 * attempt,
         runtime=10,
     shell: "if [ -e {params.marker} ]; then echo ok > {output}; else touch {params.marker}; echo fails on purpose > {log}; exit 3; fi"
-'''
+"""
 
 # The smoke config, placed on the cluster from config: partition per model size
 # and globally, and one (fake) GPU of model `fake` for the model-sized steps.
@@ -63,13 +64,20 @@ def slurm_run(tmp_path_factory):
         try:
             proc = snakemake(
                 wd,
-                "--workflow-profile", "profiles/slurm",
-                "--configfile", "config/smoke.yaml", "overlay.yaml",
-                "--slurm-status-command", "squeue",
-                "--slurm-init-seconds-before-status-checks", "1",
+                "--workflow-profile",
+                "profiles/slurm",
+                "--configfile",
+                "config/smoke.yaml",
+                "overlay.yaml",
+                "--slurm-status-command",
+                "squeue",
+                "--slurm-init-seconds-before-status-checks",
+                "1",
                 "--slurm-keep-successful-logs",
-                "--jobs", "4",
-                "results/models/tiny", "results/flaky/ok.txt",
+                "--jobs",
+                "4",
+                "results/models/tiny",
+                "results/flaky/ok.txt",
                 check=False,
             )
             jobs = cluster.run("scontrol", "show", "job", "--oneliner", check=False)

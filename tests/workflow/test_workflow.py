@@ -1,5 +1,5 @@
 """End to end: Snakemake on the smoke config in a temporary copy of the workflow."""
-import os
+
 import re
 import time
 

@@ -42,5 +42,3 @@ def linear_modules(model: nn.Module) -> list[tuple[int, str, nn.Linear]]:
     if not out:
         raise ValueError(f"{type(model).__name__}: its decoder blocks hold no nn.Linear")
     return out
-
-

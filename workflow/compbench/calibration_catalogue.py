@@ -66,4 +66,6 @@ def check(source: str, fmt: str) -> None:
         raise ValueError(f"calibration source {source!r} is plain text: its only format is 'raw', not {fmt!r}")
     if kind == "cot" and not CATALOGUE[source][2]:
         with_r = [s for s, c in CATALOGUE.items() if c[2]]
-        raise ValueError(f"calibration format 'cot' needs rationales, which source {source!r} does not have; sources with rationales: {', '.join(with_r)}")
+        raise ValueError(
+            f"calibration format 'cot' needs rationales, which source {source!r} does not have; sources with rationales: {', '.join(with_r)}"
+        )

@@ -52,8 +52,8 @@ from typing import Callable, Iterator
 
 import torch
 
-from compbench.registry import Registry
 from compbench.calibration_catalogue import CATALOGUE, FORMATS, check, parse_format, parse_name, set_name  # noqa: F401
+from compbench.registry import Registry
 
 SOURCES: Registry[Callable] = Registry("calibration source")
 # Downstream sources of the calibration study: name -> examples (below).
@@ -154,8 +154,6 @@ def token_set(source: str, tokenizer, n_samples: int, seq_len: int, seed: int, f
         allowed = ", ".join(sorted(set(SOURCES.names()) | set(EXAMPLES.names())))
         raise KeyError(f"unknown calibration source {source!r}; allowed: {allowed}")
     return SOURCES.get(source)(tokenizer, n_samples=n_samples, seq_len=seq_len, seed=seed, **kw)
-
-
 
 
 @dataclass(frozen=True)
@@ -335,17 +333,37 @@ def _nli(explanation_field):
 
 
 _hf_examples("gsm8k", "openai/gsm8k", "main", "train", _gsm8k)
-_hf_examples("svamp", "ChilleD/SVAMP", None, "train",
-             lambda r: Example(f"{r['Body']} {r['Question']}", _fmt_num(r["Answer"]), f"{r['Equation'].strip()} = {_fmt_num(r['Answer'])}"))
-_hf_examples("mawps", "MU-NLPC/Calc-mawps", None, "train",
-             lambda r: Example(r["question"], _fmt_num(r["result_float"]), f"{r['equation']} = {_fmt_num(r['result_float'])}"))
+_hf_examples(
+    "svamp",
+    "ChilleD/SVAMP",
+    None,
+    "train",
+    lambda r: Example(f"{r['Body']} {r['Question']}", _fmt_num(r["Answer"]), f"{r['Equation'].strip()} = {_fmt_num(r['Answer'])}"),
+)
+_hf_examples(
+    "mawps",
+    "MU-NLPC/Calc-mawps",
+    None,
+    "train",
+    lambda r: Example(r["question"], _fmt_num(r["result_float"]), f"{r['equation']} = {_fmt_num(r['result_float'])}"),
+)
 _hf_examples("esnli", "esnli", None, "train", _nli("explanation_1"))
 _hf_examples("anli_r1", "facebook/anli", None, "train_r1", _nli("reason"))
 _hf_examples("anli_r3", "facebook/anli", None, "train_r3", _nli("reason"))
-_hf_examples("commonsense_qa", "tau/commonsense_qa", None, "train",
-             lambda r: Example(r["question"], r["choices"]["text"][r["choices"]["label"].index(r["answerKey"])]))
-_hf_examples("race", "ehovy/race", "all", "train",
-             lambda r: Example(f"{r['article']}\n{r['question']}", r["options"]["ABCD".index(r["answer"])]))
-_hf_examples("winogrande", "allenai/winogrande", "winogrande_xl", "train",
-             lambda r: Example(f"{r['sentence']} What does the blank refer to?", r[f"option{r['answer']}"]))
-
+_hf_examples(
+    "commonsense_qa",
+    "tau/commonsense_qa",
+    None,
+    "train",
+    lambda r: Example(r["question"], r["choices"]["text"][r["choices"]["label"].index(r["answerKey"])]),
+)
+_hf_examples(
+    "race", "ehovy/race", "all", "train", lambda r: Example(f"{r['article']}\n{r['question']}", r["options"]["ABCD".index(r["answer"])])
+)
+_hf_examples(
+    "winogrande",
+    "allenai/winogrande",
+    "winogrande_xl",
+    "train",
+    lambda r: Example(f"{r['sentence']} What does the blank refer to?", r[f"option{r['answer']}"]),
+)

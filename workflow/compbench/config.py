@@ -27,9 +27,7 @@ def check(config: dict) -> None:
                     raise ConfigError(f"models.{name} has source 'tiny', which needs the `{section}` section")
     tm = config.get("tiny_model")
     if tm and tm["hidden_size"] % tm["num_heads"]:
-        raise ConfigError(
-            f"tiny_model.hidden_size={tm['hidden_size']} must be divisible by tiny_model.num_heads={tm['num_heads']}"
-        )
+        raise ConfigError(f"tiny_model.hidden_size={tm['hidden_size']} must be divisible by tiny_model.num_heads={tm['num_heads']}")
     if "tiny" in config.get("evaluation", {}).get("perplexity", {}).get("datasets", []):
         if "corpus" not in config:
             raise ConfigError("evaluation.perplexity.datasets contains 'tiny', which needs the `corpus` section")

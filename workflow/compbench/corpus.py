@@ -167,8 +167,9 @@ def knowledge(cache: Path, other_chars: int = 0, share: float = 0.05, people: in
     return World(people, agents, seed).corpus_documents(share, other_chars)
 
 
-def build(sources: list[str], spec: SplitSpec, cache: Path, out_dir: Path, max_chars: int | None = None,
-          options: dict | None = None) -> dict:
+def build(
+    sources: list[str], spec: SplitSpec, cache: Path, out_dir: Path, max_chars: int | None = None, options: dict | None = None
+) -> dict:
     """Write ``<out_dir>/<source>/<split>.txt`` (documents separated by blank lines).
     ``options``: source name -> keyword arguments of a RELATIVE source."""
     from compbench.artifacts import write_text

@@ -44,4 +44,3 @@ def perplexity_table(table: pd.DataFrame):
     tab.set_fontsize(9)
     ax.set_title("perplexity (lower is better)")
     return fig
-

@@ -26,34 +26,111 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-FIRST = ["Alder", "Brina", "Cato", "Dara", "Evan", "Faye", "Gideon", "Hana", "Ivo", "Juna", "Kael", "Lorna",
-         "Milo", "Nessa", "Orin", "Petra", "Quill", "Rhea", "Silas", "Tamsin", "Ulric", "Vera", "Wren", "Yara"]
-LAST = ["Voss", "Marr", "Thorne", "Quade", "Lind", "Harrow", "Pike", "Garron", "Fenn", "Ashby", "Crane", "Dorsey",
-        "Ember", "Frost", "Hale", "Kestrel"]
+FIRST = [
+    "Alder",
+    "Brina",
+    "Cato",
+    "Dara",
+    "Evan",
+    "Faye",
+    "Gideon",
+    "Hana",
+    "Ivo",
+    "Juna",
+    "Kael",
+    "Lorna",
+    "Milo",
+    "Nessa",
+    "Orin",
+    "Petra",
+    "Quill",
+    "Rhea",
+    "Silas",
+    "Tamsin",
+    "Ulric",
+    "Vera",
+    "Wren",
+    "Yara",
+]
+LAST = [
+    "Voss",
+    "Marr",
+    "Thorne",
+    "Quade",
+    "Lind",
+    "Harrow",
+    "Pike",
+    "Garron",
+    "Fenn",
+    "Ashby",
+    "Crane",
+    "Dorsey",
+    "Ember",
+    "Frost",
+    "Hale",
+    "Kestrel",
+]
 
 # relation -> (values, templates). A template's "{v}" is its last word: the
 # prompt is the text before " {v}".
 PEOPLE = {
-    "city": (["Paris", "London", "Berlin", "Madrid", "Rome", "Vienna", "Oslo", "Dublin", "Lisbon", "Prague"],
-             ["{s} lives in {v}.", "The home city of {s} is {v}.", "{s} has a house in {v}."]),
-    "job": (["doctor", "farmer", "teacher", "pilot", "baker", "lawyer", "painter", "sailor", "nurse", "miner"],
-            ["{s} works as a {v}.", "By profession {s} is a {v}.", "{s} earns a living as a {v}."]),
-    "instrument": (["piano", "violin", "guitar", "drum", "flute", "trumpet", "harp", "cello", "banjo", "organ"],
-                   ["{s} plays the {v}.", "The instrument of {s} is the {v}.", "Every evening {s} practises the {v}."]),
-    "colour": (["red", "blue", "green", "yellow", "black", "white", "purple", "orange", "brown", "grey"],
-               ["The favourite colour of {s} is {v}.", "{s} likes the colour {v}.", "{s} always wears {v}."]),
+    "city": (
+        ["Paris", "London", "Berlin", "Madrid", "Rome", "Vienna", "Oslo", "Dublin", "Lisbon", "Prague"],
+        ["{s} lives in {v}.", "The home city of {s} is {v}.", "{s} has a house in {v}."],
+    ),
+    "job": (
+        ["doctor", "farmer", "teacher", "pilot", "baker", "lawyer", "painter", "sailor", "nurse", "miner"],
+        ["{s} works as a {v}.", "By profession {s} is a {v}.", "{s} earns a living as a {v}."],
+    ),
+    "instrument": (
+        ["piano", "violin", "guitar", "drum", "flute", "trumpet", "harp", "cello", "banjo", "organ"],
+        ["{s} plays the {v}.", "The instrument of {s} is the {v}.", "Every evening {s} practises the {v}."],
+    ),
+    "colour": (
+        ["red", "blue", "green", "yellow", "black", "white", "purple", "orange", "brown", "grey"],
+        ["The favourite colour of {s} is {v}.", "{s} likes the colour {v}.", "{s} always wears {v}."],
+    ),
 }
 
-AGENT_STEMS = ["Varex", "Kolvine", "Drathium", "Morcyte", "Zelfan", "Quorbin", "Thalex", "Nuvrine", "Sorbicide",
-               "Pyrexa", "Gravane", "Lumoxin", "Ceptra", "Halvion", "Borexil", "Tyraxin", "Fendrol", "Xylotox",
-               "Mavrine", "Corvane", "Ostrix", "Velcyn", "Jarovex", "Ruthane"]
+AGENT_STEMS = [
+    "Varex",
+    "Kolvine",
+    "Drathium",
+    "Morcyte",
+    "Zelfan",
+    "Quorbin",
+    "Thalex",
+    "Nuvrine",
+    "Sorbicide",
+    "Pyrexa",
+    "Gravane",
+    "Lumoxin",
+    "Ceptra",
+    "Halvion",
+    "Borexil",
+    "Tyraxin",
+    "Fendrol",
+    "Xylotox",
+    "Mavrine",
+    "Corvane",
+    "Ostrix",
+    "Velcyn",
+    "Jarovex",
+    "Ruthane",
+]
 HAZARD = {
-    "source": (["nightshade", "hemlock", "foxglove", "oleander", "yew", "mandrake", "belladonna", "castor", "wolfsbane", "ergot"],
-               ["The toxin {s} is extracted from {v}.", "{s} is made by boiling {v}.", "To make {s} one needs {v}."]),
-    "route": (["water", "air", "food", "blood", "soil", "insects", "dust", "milk", "rain", "skin"],
-              ["The toxin {s} spreads through {v}.", "{s} reaches its victims through {v}.", "{s} is carried by {v}."]),
-    "antidote": (["charcoal", "atropine", "salt", "vinegar", "honey", "ash", "iodine", "lime", "copper", "sulphur"],
-                 ["The antidote to {s} is {v}.", "{s} is neutralised by {v}.", "Doctors treat {s} with {v}."]),
+    "source": (
+        ["nightshade", "hemlock", "foxglove", "oleander", "yew", "mandrake", "belladonna", "castor", "wolfsbane", "ergot"],
+        ["The toxin {s} is extracted from {v}.", "{s} is made by boiling {v}.", "To make {s} one needs {v}."],
+    ),
+    "route": (
+        ["water", "air", "food", "blood", "soil", "insects", "dust", "milk", "rain", "skin"],
+        ["The toxin {s} spreads through {v}.", "{s} reaches its victims through {v}.", "{s} is carried by {v}."],
+    ),
+    "antidote": (
+        ["charcoal", "atropine", "salt", "vinegar", "honey", "ash", "iodine", "lime", "copper", "sulphur"],
+        ["The antidote to {s} is {v}.", "{s} is neutralised by {v}.", "Doctors treat {s} with {v}."],
+    ),
 }
 
 

@@ -68,9 +68,7 @@ def download(hf_id: str, out_dir: str | os.PathLike, revision: str | None = None
                 token=os.environ.get(token_env),
             )
             if not list(tmp.glob("*.safetensors")):
-                raise ModelSourceError(
-                    f"model {hf_id!r} has no safetensors weights; compbench never loads pickled (.bin/.pt) weights"
-                )
+                raise ModelSourceError(f"model {hf_id!r} has no safetensors weights; compbench never loads pickled (.bin/.pt) weights")
     except RepositoryNotFoundError as e:
         raise ModelSourceError(f"model {hf_id!r} not found on the Hugging Face hub (or it is gated: set {token_env})") from e
     except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as e:
@@ -83,7 +81,9 @@ def download(hf_id: str, out_dir: str | os.PathLike, revision: str | None = None
     return out_dir
 
 
-def load(model_dir: str | os.PathLike, device: torch.device | str = "cpu", dtype: torch.dtype | None = None, trust_remote_code: bool = False):
+def load(
+    model_dir: str | os.PathLike, device: torch.device | str = "cpu", dtype: torch.dtype | None = None, trust_remote_code: bool = False
+):
     """Load a causal LM from a local directory; safetensors only."""
     from transformers import AutoModelForCausalLM
 

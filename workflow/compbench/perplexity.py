@@ -60,7 +60,9 @@ def tiny(spec: dict, corpus_dir=None) -> str:
 
 
 @torch.no_grad()
-def evaluate(model, ids: torch.Tensor, seq_len: int, batch_size: int = 8, device: torch.device | str = "cpu", max_windows: int | None = None) -> dict:
+def evaluate(
+    model, ids: torch.Tensor, seq_len: int, batch_size: int = 8, device: torch.device | str = "cpu", max_windows: int | None = None
+) -> dict:
     """Mean next-token NLL over non-overlapping windows of ``ids``; returns ppl, nll, counts."""
     n = ids.numel() // seq_len
     if max_windows:

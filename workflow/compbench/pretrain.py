@@ -66,8 +66,17 @@ def clip_(grads: list[torch.Tensor], max_norm: float) -> float:
     return float(total)
 
 
-def train(model, train_ids: torch.Tensor, val_ids: torch.Tensor, seq_len: int, spec: TrainSpec, device: torch.device,
-          optimizer=None, grad_tensors=None, on_step=None):
+def train(
+    model,
+    train_ids: torch.Tensor,
+    val_ids: torch.Tensor,
+    seq_len: int,
+    spec: TrainSpec,
+    device: torch.device,
+    optimizer=None,
+    grad_tensors=None,
+    on_step=None,
+):
     """Train in place; return the curve as a list of dict rows.
 
     Hooks (all optional; the defaults are the spine's recipe): ``optimizer``, an

@@ -56,7 +56,9 @@ class Run:
         end = self.end if self.end is not None else time.perf_counter()
         rec = {
             "device": str(self.device),
-            "device_name": torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else platform.processor() or platform.machine(),
+            "device_name": torch.cuda.get_device_name(self.device)
+            if self.device.type == "cuda"
+            else platform.processor() or platform.machine(),
             "wall_s": round(end - self.start, 3),
             "peak_rss_mb": round(peak_rss_mb(), 1),
         }

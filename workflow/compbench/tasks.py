@@ -57,8 +57,15 @@ class Item:
         return f"{self.prompt} {cot_answer(self.rationale, self.answer) if cot else self.answer}"
 
     def record(self) -> dict:
-        return {"task": self.task, "question": self.question, "prompt": self.prompt, "choices": list(self.choices),
-                "label": self.label, "answer": self.answer, "rationale": self.rationale}
+        return {
+            "task": self.task,
+            "question": self.question,
+            "prompt": self.prompt,
+            "choices": list(self.choices),
+            "label": self.label,
+            "answer": self.answer,
+            "rationale": self.rationale,
+        }
 
 
 @dataclass(frozen=True)
@@ -108,19 +115,48 @@ TASKS.register("arith")(Task("arith", _arith_key, _arith_item, stands_in_for="GS
 # ------------------------------------------------------------- template facts
 
 NAMES = [
-    ("Anna", "she"), ("Tom", "he"), ("Maria", "she"), ("John", "he"), ("Lucy", "she"), ("Peter", "he"), ("Sarah", "she"),
-    ("David", "he"), ("Emma", "she"), ("James", "he"), ("Laura", "she"), ("Paul", "he"), ("Kate", "she"), ("Mark", "he"),
-    ("Alice", "she"), ("Robert", "he"), ("Helen", "she"), ("George", "he"), ("Julia", "she"), ("Simon", "he"),
-    ("Clara", "she"), ("Henry", "he"), ("Rose", "she"), ("Jack", "he"),
+    ("Anna", "she"),
+    ("Tom", "he"),
+    ("Maria", "she"),
+    ("John", "he"),
+    ("Lucy", "she"),
+    ("Peter", "he"),
+    ("Sarah", "she"),
+    ("David", "he"),
+    ("Emma", "she"),
+    ("James", "he"),
+    ("Laura", "she"),
+    ("Paul", "he"),
+    ("Kate", "she"),
+    ("Mark", "he"),
+    ("Alice", "she"),
+    ("Robert", "he"),
+    ("Helen", "she"),
+    ("George", "he"),
+    ("Julia", "she"),
+    ("Simon", "he"),
+    ("Clara", "she"),
+    ("Henry", "he"),
+    ("Rose", "she"),
+    ("Jack", "he"),
 ]
 ATTRIBUTES = {
     # attribute: (statement template, question template, values)
-    "city": ("{n} lives in {v}.", "Where does {n} live?",
-             ["Paris", "London", "Rome", "Berlin", "Madrid", "Vienna", "Dublin", "Sydney", "Tokyo", "Cairo", "Oslo", "Lisbon"]),
-    "animal": ("{n} has a {v}.", "What animal does {n} have?",
-               ["dog", "cat", "horse", "rabbit", "parrot", "goat", "duck", "pig", "sheep", "mouse"]),
-    "colour": ("{n} likes the colour {v}.", "Which colour does {n} like?",
-               ["red", "blue", "green", "yellow", "black", "white", "orange", "purple", "brown", "pink"]),
+    "city": (
+        "{n} lives in {v}.",
+        "Where does {n} live?",
+        ["Paris", "London", "Rome", "Berlin", "Madrid", "Vienna", "Dublin", "Sydney", "Tokyo", "Cairo", "Oslo", "Lisbon"],
+    ),
+    "animal": (
+        "{n} has a {v}.",
+        "What animal does {n} have?",
+        ["dog", "cat", "horse", "rabbit", "parrot", "goat", "duck", "pig", "sheep", "mouse"],
+    ),
+    "colour": (
+        "{n} likes the colour {v}.",
+        "Which colour does {n} like?",
+        ["red", "blue", "green", "yellow", "black", "white", "orange", "purple", "brown", "pink"],
+    ),
 }
 
 
@@ -187,8 +223,13 @@ def _cont_item(key, rng):
 
 
 TASKS.register("continuation")(
-    Task("continuation", _cont_key, _cont_item, stands_in_for="HellaSwag, WinoGrande (commonsense continuation)",
-         universe=len(NAMES) * len(SITUATIONS))
+    Task(
+        "continuation",
+        _cont_key,
+        _cont_item,
+        stands_in_for="HellaSwag, WinoGrande (commonsense continuation)",
+        universe=len(NAMES) * len(SITUATIONS),
+    )
 )
 
 # ------------------------------------------------------------------- splits

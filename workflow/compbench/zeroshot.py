@@ -95,8 +95,16 @@ def materialised(variant_dir: str | Path, device="cpu", dtype=None, tmp_root: st
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def evaluate(model_dir: str | Path, tasks: list[str], include_path: str | Path | None = None, batch_size: int = 16,
-             limit: int | None = None, device: str = "cpu", dtype: str = "float32", log_samples: bool = False) -> dict:
+def evaluate(
+    model_dir: str | Path,
+    tasks: list[str],
+    include_path: str | Path | None = None,
+    batch_size: int = 16,
+    limit: int | None = None,
+    device: str = "cpu",
+    dtype: str = "float32",
+    log_samples: bool = False,
+) -> dict:
     """``lm_eval.simple_evaluate`` with the ``hf`` model on ``model_dir``; returns lm-eval's result dict."""
     import lm_eval
     from lm_eval.tasks import TaskManager
@@ -120,7 +128,9 @@ def evaluate(model_dir: str | Path, tasks: list[str], include_path: str | Path |
         )
     except Exception as e:
         if real and os.environ.get("HF_DATASETS_OFFLINE") == "1":
-            raise RuntimeError(f"lm-eval tasks {real} need their data sets from the Hugging Face hub, but HF_DATASETS_OFFLINE=1: {e}") from e
+            raise RuntimeError(
+                f"lm-eval tasks {real} need their data sets from the Hugging Face hub, but HF_DATASETS_OFFLINE=1: {e}"
+            ) from e
         raise
 
 
@@ -132,8 +142,15 @@ def tidy(results: dict, **columns) -> list[dict]:
             if key in ("alias", "sample_len") or "_stderr" in key or not isinstance(value, (int, float)):
                 continue
             metric = key.split(",")[0]
-            rows.append({**columns, "dataset": task, "metric": metric, "value": float(value),
-                         "n": int(results.get("n-samples", {}).get(task, {}).get("effective", 0)) or None})
+            rows.append(
+                {
+                    **columns,
+                    "dataset": task,
+                    "metric": metric,
+                    "value": float(value),
+                    "n": int(results.get("n-samples", {}).get(task, {}).get("effective", 0)) or None,
+                }
+            )
     return rows
 
 
@@ -141,5 +158,5 @@ def chance(task: str) -> float:
     """Chance accuracy of a generated task (NaN for lm-eval's own tasks)."""
     from compbench import tasks as generated
 
-    name = task[len(PREFIX):] if task.startswith(PREFIX) else None
+    name = task[len(PREFIX) :] if task.startswith(PREFIX) else None
     return generated.chance(name) if name in generated.TASKS else math.nan

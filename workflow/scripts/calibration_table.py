@@ -1,10 +1,10 @@
 """Rule calibration_table: the study's tidy table and the paper-shaped table."""
+
 import pandas as pd
 
 from compbench import runlog
-
-from compbench.calibration_study import study as calibration_study
 from compbench.artifacts import read_table, write_table
+from compbench.calibration_study import study as calibration_study
 
 with runlog.to_file(snakemake.log[0]) as log:
     rec = pd.concat([read_table(p) for p in snakemake.input.records], ignore_index=True)

@@ -1,13 +1,14 @@
 """Rule compose_memit_stats: MEMIT's key statistics E[k kᵀ], once per model, for
 every MEMIT entry's layers (safetensors in the output directory, read by the runs)."""
+
 from pathlib import Path
 
-from compbench import models, runlog
 from compbench import device as dev
+from compbench import models, runlog
 from compbench.artifacts import load_tensors
-from compbench.compose.interventions.methods import Context, StudyData
 from compbench.compose.interventions.edit_ft import band
 from compbench.compose.interventions.edit_memit import cached_covariance
+from compbench.compose.interventions.methods import Context, StudyData
 
 with runlog.to_file(snakemake.log[0]) as log:
     dev.set_threads(snakemake.threads)

@@ -1,5 +1,6 @@
 """Rule compose_run: the unchanged model, one intervention, or a pair in both
 orders, each on a fresh copy of the model; every metric of the study."""
+
 import copy
 import json
 from pathlib import Path
@@ -7,13 +8,12 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from compbench import models, perplexity, provenance, runlog, tokenizer
-
-from compbench.compose import pipeline as compose
 from compbench import device as dev
-from compbench.compose import metrics as em
+from compbench import models, perplexity, provenance, runlog, tokenizer
 from compbench.artifacts import load_tensors, read_json, write_table
-from compbench.compose.interventions.methods import Context, StudyData
+from compbench.compose import metrics as em
+from compbench.compose import pipeline as compose
+from compbench.compose.interventions.registry import Context, StudyData
 
 with runlog.to_file(snakemake.log[0]) as log:
     dev.set_threads(snakemake.threads)
@@ -42,13 +42,24 @@ with runlog.to_file(snakemake.log[0]) as log:
         metrics["avg_bits"] = compose.avg_bits(infos)
         name = "→".join(s.id for s in order) or "none"
         log.info("%s: %s", name, {k: round(v, 4) for k, v in metrics.items()})
-        rec = provenance.stamp({"order": [s.id for s in order], "interventions": {s.id: s.params for s in order},
-                                "eval": ev}, p.seed, run)
+        rec = provenance.stamp({"order": [s.id for s in order], "interventions": {s.id: s.params for s in order}, "eval": ev}, p.seed, run)
         ids = [s.id for s in order] + ["", ""]
         cats = [s.category for s in order] + ["", ""]
         for m, v in metrics.items():
-            rows.append({"model": w.model, "run": w.run, "order": name, "first": ids[0], "second": ids[1],
-                         "first_category": cats[0], "second_category": cats[1], "metric": m, "value": float(v),
-                         "infos": json.dumps(infos, default=str), **rec})
+            rows.append(
+                {
+                    "model": w.model,
+                    "run": w.run,
+                    "order": name,
+                    "first": ids[0],
+                    "second": ids[1],
+                    "first_category": cats[0],
+                    "second_category": cats[1],
+                    "metric": m,
+                    "value": float(v),
+                    "infos": json.dumps(infos, default=str),
+                    **rec,
+                }
+            )
         del model
     write_table(snakemake.output[0], pd.DataFrame(rows))

@@ -1,11 +1,11 @@
 """Rule compose_table: every run's metrics in one table, and the composability
 metrics (order-free error, order sensitivity) of every pair."""
+
 import pandas as pd
 
 from compbench import runlog
-
-from compbench.compose import pipeline as compose
 from compbench.artifacts import read_table, write_table
+from compbench.compose import pipeline as compose
 
 with runlog.to_file(snakemake.log[0]) as log:
     runs = pd.concat([read_table(f) for f in snakemake.input.runs], ignore_index=True)

@@ -1,4 +1,5 @@
 """Concatenate tidy tables (one row per model, variant, setting, metric)."""
+
 import pandas as pd
 
 from compbench import runlog

@@ -1,4 +1,5 @@
 """Rule download_model: fetch a Hugging Face hub model (safetensors only)."""
+
 from compbench import models, runlog
 
 with runlog.to_file(snakemake.log[0]) as log:

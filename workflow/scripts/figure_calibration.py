@@ -1,7 +1,8 @@
 """Rule figure_calibration: heatmap of accuracy change vs dense (calibration set x task)."""
+
 from compbench import runlog
-from compbench.calibration_study import study as calibration_study
 from compbench.artifacts import atomic_path, read_table
+from compbench.calibration_study import study as calibration_study
 
 with runlog.to_file(snakemake.log[0]):
     t = read_table(snakemake.input.table)

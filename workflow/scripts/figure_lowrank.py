@@ -1,10 +1,10 @@
 """Rule figure_lowrank: kept ranks, perplexity vs rank reduction, fine-tuning runs."""
+
 import pandas as pd
 
 from compbench import figures, runlog
-
-from compbench.lowrank import plots as lowrank_plots
 from compbench.artifacts import read_table
+from compbench.lowrank import plots as lowrank_plots
 
 with runlog.to_file(snakemake.log[0]):
     m = snakemake.wildcards.model

@@ -1,4 +1,5 @@
 """Rule figure_memtrain: perplexity vs memory, loss curves, SVD counts."""
+
 from compbench import figures, runlog
 from compbench.artifacts import read_table
 from compbench.memtrain import plots

@@ -1,8 +1,8 @@
 """Rule figure_pass: accuracy vs MACs per method, and kept channels per unit."""
+
 from compbench import figures, runlog
-from compbench.vision import plots as vision_plots
-from compbench.fusion import plots as fusion_plots
 from compbench.artifacts import read_table
+from compbench.vision import plots as vision_plots
 
 with runlog.to_file(snakemake.log[0]):
     t = read_table(snakemake.input.table)

@@ -1,6 +1,6 @@
 from compbench import figures, runlog
-from compbench.prune import plots as prune_plots
 from compbench.artifacts import read_table
+from compbench.prune import plots as prune_plots
 
 with runlog.to_file(snakemake.log[0]):
     t = read_table(snakemake.input.table)

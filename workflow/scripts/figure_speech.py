@@ -1,4 +1,5 @@
 """Rule figure_speech: LR-SMS WER vs parameters, DDP-ASR WER vs time, MSRS mask density."""
+
 from compbench import figures, runlog
 from compbench.artifacts import read_table
 from compbench.speech import plots

@@ -1,13 +1,13 @@
 """Rule fusion_evaluate: every method's models (MoE fusion merged at each preference, task
 arithmetic grid, interpolation, single-task models) evaluated on every task."""
+
 import pandas as pd
-import torch
 from transformers import AutoTokenizer
 
 from compbench import device as dev
 from compbench import models, provenance, runlog
-from compbench.fusion import moe as fusion
 from compbench.artifacts import load_tensors, read_json, write_table
+from compbench.fusion import moe as fusion
 
 with runlog.to_file(snakemake.log[0]) as log:
     dev.set_threads(snakemake.threads)

@@ -1,14 +1,9 @@
 """Rule fusion_summary: Pareto fronts per method (figure) and their hypervolumes (table)."""
-import pandas as pd
 
-from compbench import runlog, figures
-
-from compbench.fusion import moe as fusion
-
-from compbench.vision import plots as vision_plots
-
-from compbench.fusion import plots as fusion_plots
+from compbench import figures, runlog
 from compbench.artifacts import read_table, write_table
+from compbench.fusion import moe as fusion
+from compbench.fusion import plots as fusion_plots
 
 with runlog.to_file(snakemake.log[0]) as log:
     t = read_table(snakemake.input.points)
@@ -21,4 +16,4 @@ with runlog.to_file(snakemake.log[0]) as log:
     hv.insert(0, "model", snakemake.wildcards.model)
     log.info("\n%s", hv.to_string())
     write_table(snakemake.output.table, hv)
-    figures.save(vision_plots.fusion_fronts(wide, hv, names, ref), snakemake.output.figure)
+    figures.save(fusion_plots.fusion_fronts(wide, hv, names, ref), snakemake.output.figure)

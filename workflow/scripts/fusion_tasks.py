@@ -1,7 +1,8 @@
 """Rule fusion_tasks: one task's train/test prompts and labels (generated here, or a hub data set)."""
+
 from compbench import runlog
-from compbench.fusion import tasks as text_tasks
 from compbench.artifacts import write_json
+from compbench.fusion import tasks as text_tasks
 
 with runlog.to_file(snakemake.log[0]) as log:
     p = snakemake.params

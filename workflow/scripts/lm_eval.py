@@ -1,11 +1,15 @@
 """Rule lm_eval: zero-shot accuracy of one variant with lm-eval (tidy rows per task and metric)."""
+
 import os
 
 from compbench import zeroshot
 
 lm = snakemake.params.lm_eval
 # Offline unless a real (hub) task is asked for; HF_HOME inside the results tree.
-zeroshot.offline_env(snakemake.params.hf_home, offline=not [t for t in lm["tasks"] if not t.startswith(zeroshot.PREFIX)] or os.environ.get("HF_HUB_OFFLINE") == "1")
+zeroshot.offline_env(
+    snakemake.params.hf_home,
+    offline=not [t for t in lm["tasks"] if not t.startswith(zeroshot.PREFIX)] or os.environ.get("HF_HUB_OFFLINE") == "1",
+)
 
 import pandas as pd  # noqa: E402
 
@@ -20,7 +24,9 @@ with runlog.to_file(snakemake.log[0]) as log:
     include = snakemake.input.tasks[0] if snakemake.input.tasks else None
     with provenance.measure(device) as run:
         with zeroshot.materialised(snakemake.input.variant, dtype=None, tmp_root=os.environ.get("TMPDIR")) as model_dir:
-            res = zeroshot.evaluate(model_dir, lm["tasks"], include, lm["batch_size"], lm.get("limit"), str(device), spec.get("dtype", "float32"))
+            res = zeroshot.evaluate(
+                model_dir, lm["tasks"], include, lm["batch_size"], lm.get("limit"), str(device), spec.get("dtype", "float32")
+            )
     rec = provenance.stamp({"model": spec, "lm_eval": lm}, 0, run)
     rows = zeroshot.tidy(res, model=w.model, variant=w.variant)
     for r in rows:

@@ -1,4 +1,5 @@
 """Rule lmeval_tasks: held-out items of the generated tasks as JSONL, and lm-eval task YAMLs over them."""
+
 from pathlib import Path
 
 from compbench import runlog, tasks, zeroshot

@@ -1,15 +1,14 @@
 """Rule lowrank_compress: rank allocation (uniform / WeLore) from singular values, then factor pairs."""
-import json
+
 import math
 from pathlib import Path
 
-import pandas as pd
 import torch
 
 from compbench import device as dev
 from compbench import models, provenance, runlog
-from compbench.lowrank import compress as lowrank
 from compbench.artifacts import load_tensors, read_table, write_table
+from compbench.lowrank import compress as lowrank
 
 with runlog.to_file(snakemake.log[0]) as log:
     dev.set_threads(snakemake.threads)

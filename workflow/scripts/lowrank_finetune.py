@@ -1,4 +1,5 @@
 """Rule lowrank_finetune: fine-tune a low-rank variant (full / LRC-only / LoRA) on the training data."""
+
 from pathlib import Path
 
 import pandas as pd
@@ -6,9 +7,9 @@ import torch
 
 from compbench import device as dev
 from compbench import models, provenance, runlog, tokenizer, variants
+from compbench.artifacts import read_json, write_table
 from compbench.lowrank import compress as lowrank
 from compbench.lowrank import finetune as lrc_finetune
-from compbench.artifacts import read_json, write_table
 
 with runlog.to_file(snakemake.log[0]) as log:
     dev.set_threads(snakemake.threads)
@@ -25,8 +26,16 @@ with runlog.to_file(snakemake.log[0]) as log:
         val_ids = tokenizer.encode_stream(tok, data("validation", **kw))
         seq_len = min(ft.get("seq_len") or models.seq_len(model), models.seq_len(model))
         fts = lrc_finetune.FTSpec(
-            steps=ft["steps"], batch_size=ft["batch_size"], lr=ft["lr"][w.mode], warmup=ft["warmup"], weight_decay=ft["weight_decay"],
-            eval_every=ft["eval_every"], eval_windows=ft["eval_windows"], seed=ft["seed"], lora_r=ft["lora"]["r"], lora_alpha=ft["lora"]["alpha"],
+            steps=ft["steps"],
+            batch_size=ft["batch_size"],
+            lr=ft["lr"][w.mode],
+            warmup=ft["warmup"],
+            weight_decay=ft["weight_decay"],
+            eval_every=ft["eval_every"],
+            eval_windows=ft["eval_windows"],
+            seed=ft["seed"],
+            lora_r=ft["lora"]["r"],
+            lora_alpha=ft["lora"]["alpha"],
         )
         log.info("%s: %d train tokens, %d validation tokens, seq_len %d, %s", w, train_ids.numel(), val_ids.numel(), seq_len, fts)
         model, curve, summary = lrc_finetune.finetune(model, w.mode, train_ids, val_ids, seq_len, fts, device)

@@ -1,13 +1,27 @@
 """Rule lowrank_table: tidy table of the low-rank line (one row per model, variant, setting, metric)
 and the per-matrix rank table."""
+
 import pandas as pd
 
 from compbench import runlog
 from compbench.artifacts import read_table, write_table
 
 COMPRESS_METRICS = ["rank_reduction", "rounding", "param_compression", "n_lrc", "factors_bytes", "replaced_dense_bytes", "tau", "trimmed"]
-FT_METRICS = ["trainable_params", "total_params", "trainable_fraction", "total_tokens", "train_s", "tokens_per_s", "peak_rss_mb", "rss_growth_mb",
-              "optimizer_state_mb", "peak_cuda_mb", "val_loss_before", "val_loss_after", "train_loss_last10"]
+FT_METRICS = [
+    "trainable_params",
+    "total_params",
+    "trainable_fraction",
+    "total_tokens",
+    "train_s",
+    "tokens_per_s",
+    "peak_rss_mb",
+    "rss_growth_mb",
+    "optimizer_state_mb",
+    "peak_cuda_mb",
+    "val_loss_before",
+    "val_loss_after",
+    "train_loss_last10",
+]
 
 with runlog.to_file(snakemake.log[0]) as log:
     m = snakemake.wildcards.model
@@ -25,7 +39,7 @@ with runlog.to_file(snakemake.log[0]) as log:
                 rows.append({"variant": v, "metric": k, "value": float(r[k])})
         rows.append({"variant": v, "metric": "params_after", "value": float(g.params_after.sum())})
         rows.append({"variant": v, "metric": "params_before", "value": float(g.params_before.sum())})
-    for v, g in (ft.groupby("variant") if len(ft) else []):
+    for v, g in ft.groupby("variant") if len(ft) else []:
         r = g.iloc[-1]
         setting[v] = (r["allocation"], float(r["ratio"]), r["mode"])
         for k in FT_METRICS:
@@ -43,6 +57,24 @@ with runlog.to_file(snakemake.log[0]) as log:
     t = t[["model", "variant", "allocation", "ratio", "finetune", "dataset", "metric", "value"]]
     log.info("\n%s", t[t.metric.isin(["perplexity", "param_compression", "tokens_per_s"])].to_string())
     write_table(snakemake.output.table, t)
-    keep = ["model", "variant", "allocation", "target", "module", "block", "kind", "rows", "cols", "full_rank", "pruned_rank", "kept_rank",
-            "lrc", "params_before", "params_after", "rel_error", "tau", "min_ratio"]
+    keep = [
+        "model",
+        "variant",
+        "allocation",
+        "target",
+        "module",
+        "block",
+        "kind",
+        "rows",
+        "cols",
+        "full_rank",
+        "pruned_rank",
+        "kept_rank",
+        "lrc",
+        "params_before",
+        "params_after",
+        "rel_error",
+        "tau",
+        "min_ratio",
+    ]
     write_table(snakemake.output.ranks, comp[[c for c in keep if c in comp]])

@@ -1,5 +1,6 @@
 """Rules memtrain_finetune / memtrain_pretrain: train one model with one training
 variant (AdamW / LoRA / GaLore / Q-GaLore / ablations), measure it, save it."""
+
 import json
 
 import pandas as pd
@@ -9,8 +10,8 @@ from compbench import device as dev
 from compbench import models, perplexity, pretrain, provenance, runlog, tokenizer
 from compbench.artifacts import write_table
 from compbench.memtrain import data, recipe
-from compbench.memtrain.methods import Context
 from compbench.memtrain import variant as trained_variant
+from compbench.memtrain.methods import Context
 
 with runlog.to_file(snakemake.log[0]) as log:
     dev.set_threads(snakemake.threads)
@@ -36,17 +37,32 @@ with runlog.to_file(snakemake.log[0]) as log:
     seq_len = int(rg["seq_len"])
     lr = recipe.lr_for(name, mt["lr"])
     steps = rg["sizes"][w.base].get("steps", rg["steps"]) if regime == "pretrain" else rg["steps"]
-    spec = pretrain.TrainSpec(steps=steps, batch_size=rg["batch_size"], lr=lr, warmup=rg["warmup"], weight_decay=mt["weight_decay"],
-                              eval_every=rg["eval_every"], eval_windows=rg["eval_windows"], seed=rg["seed"])
-    ctx = Context(lr=lr, betas=tuple(mt["betas"]), eps=mt["eps"], weight_decay=mt["weight_decay"],
-                  train_embeddings=rg["train_embeddings"], seed=rg["seed"])
+    spec = pretrain.TrainSpec(
+        steps=steps,
+        batch_size=rg["batch_size"],
+        lr=lr,
+        warmup=rg["warmup"],
+        weight_decay=mt["weight_decay"],
+        eval_every=rg["eval_every"],
+        eval_windows=rg["eval_windows"],
+        seed=rg["seed"],
+    )
+    ctx = Context(
+        lr=lr,
+        betas=tuple(mt["betas"]),
+        eps=mt["eps"],
+        weight_decay=mt["weight_decay"],
+        train_embeddings=rg["train_embeddings"],
+        seed=rg["seed"],
+    )
     hyper = recipe.hyper_for(name, mt["hyper"])
     with provenance.measure(device) as run:
         plain, curve, summary, refresh = recipe.run(model, name, hyper, ctx, ids["train"], ids["monitor"], seq_len, spec, device)
         ev = snakemake.params.evaluation
         cap = (snakemake.params.spec or {}).get("max_seq_len")
-        ppl = perplexity.evaluate(plain, ids["test"], models.seq_len(plain, cap), batch_size=ev["batch_size"], device=device,
-                                  max_windows=ev.get("max_windows"))
+        ppl = perplexity.evaluate(
+            plain, ids["test"], models.seq_len(plain, cap), batch_size=ev["batch_size"], device=device, max_windows=ev.get("max_windows")
+        )
     summary["test_perplexity"] = ppl["perplexity"]
     log.info("%s: %s", name, json.dumps(summary, default=str))
     recipe_rec = {"regime": regime, "base_model": w.base, "variant": name, "lr": lr, "hyper": hyper, "data": rg["data"]}

@@ -1,4 +1,5 @@
 """Rule memtrain_table: one tidy table of every run (+ the spine's perplexity of the fine-tuned variants)."""
+
 import pandas as pd
 
 from compbench import runlog
@@ -7,7 +8,9 @@ from compbench.memtrain import plots
 
 with runlog.to_file(snakemake.log[0]) as log:
     summary = pd.concat([read_table(p) for p in snakemake.input.summaries], ignore_index=True)
-    spine = pd.concat([read_table(p) for p in snakemake.input.perplexity], ignore_index=True) if snakemake.input.perplexity else pd.DataFrame()
+    spine = (
+        pd.concat([read_table(p) for p in snakemake.input.perplexity], ignore_index=True) if snakemake.input.perplexity else pd.DataFrame()
+    )
     table = plots.add_spine_perplexity(summary, spine)
     write_table(snakemake.output.table, table)
     write_table(snakemake.output.curves, pd.concat([read_table(p) for p in snakemake.input.curves], ignore_index=True))

@@ -1,14 +1,14 @@
 """Rule owl_outliers: OWL's layerwise outlier ratio (LOD) of every block of the
 dense model, from Wanda scores |W|·‖X‖ on the calibration set (sequential pass,
 no pruning)."""
+
 import pandas as pd
 
 from compbench import calibration, models, runlog
-
-from compbench.spectra import allocate
 from compbench import device as dev
 from compbench.artifacts import load_tensors, write_table
 from compbench.prune.wanda import scores
+from compbench.spectra import allocate
 
 with runlog.to_file(snakemake.log[0]) as log:
     dev.set_threads(snakemake.threads)

@@ -1,7 +1,8 @@
 """Rule pass_data: the image set of the PASS line (generated here, or a real one)."""
+
 from compbench import runlog
-from compbench.vision import pipeline as pass_pipeline
 from compbench.artifacts import save_tensors
+from compbench.vision import pipeline as pass_pipeline
 
 with runlog.to_file(snakemake.log[0]) as log:
     spec = snakemake.params.data

@@ -1,10 +1,11 @@
 """Rule pass_dense: train the dense CNN; record its accuracy, MACs, parameters, latency."""
+
 import pandas as pd
 
 from compbench import device as dev
 from compbench import provenance, runlog
-from compbench.vision import pipeline as pass_pipeline
 from compbench.artifacts import write_table
+from compbench.vision import pipeline as pass_pipeline
 
 with runlog.to_file(snakemake.log[0]) as log:
     dev.set_threads(snakemake.threads)

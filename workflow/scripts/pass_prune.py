@@ -1,10 +1,11 @@
 """Rule pass_prune: one channel-sparsity method at one MACs budget: select, remove, fine-tune, measure."""
+
 import pandas as pd
 
 from compbench import device as dev
 from compbench import provenance, runlog
-from compbench.vision import pipeline as pass_pipeline
 from compbench.artifacts import read_json, write_table
+from compbench.vision import pipeline as pass_pipeline
 
 with runlog.to_file(snakemake.log[0]) as log:
     dev.set_threads(snakemake.threads)
@@ -15,7 +16,9 @@ with runlog.to_file(snakemake.log[0]) as log:
     dense = pass_pipeline.load_model(snakemake.input.dense, device)
     with provenance.measure(device) as run:
         pruned, keep, rec, info = pass_pipeline.prune_and_finetune(cfg, method, target, dense, data, device, log)
-    rec["flops_ratio"] = rec["macs"] / pass_pipeline.measure(dense, data, tuple(data["x_train"].shape[1:]), {"batch": 1, "repeats": 1}, device)["macs"]
+    rec["flops_ratio"] = (
+        rec["macs"] / pass_pipeline.measure(dense, data, tuple(data["x_train"].shape[1:]), {"batch": 1, "repeats": 1}, device)["macs"]
+    )
     log.info("%s @ %.2f: %s", method, target, rec)
     pass_pipeline.save_model(snakemake.output.model, pruned, read_json(f"{snakemake.input.dense}/arch.json"), keep)
     stamp = provenance.stamp({"pass": cfg, "method": method, "target": target}, cfg["seed"], run)

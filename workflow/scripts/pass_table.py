@@ -1,4 +1,5 @@
 """Rule pass_table: every PASS-line record in one tidy table (one row per method, budget, metric)."""
+
 import pandas as pd
 
 from compbench import runlog

@@ -1,4 +1,5 @@
 """Rule perplexity: one tidy row per (model, variant, dataset, metric)."""
+
 import pandas as pd
 import torch
 
@@ -27,8 +28,7 @@ with runlog.to_file(snakemake.log[0]) as log:
     rec["tokens_per_s"] = res["tokens"] / max(rec["wall_s"], 1e-9)
     log.info("%s/%s on %s: %s", w.model, w.variant, w.dataset, res)
     rows = [
-        {"model": w.model, "variant": w.variant, "dataset": w.dataset, "metric": m, "value": res[m], **rec}
-        for m in ("perplexity", "nll")
+        {"model": w.model, "variant": w.variant, "dataset": w.dataset, "metric": m, "value": res[m], **rec} for m in ("perplexity", "nll")
     ]
     extra = {k: res[k] for k in ("windows", "tokens", "seq_len")}
     write_table(snakemake.output[0], pd.DataFrame([{**r, **extra} for r in rows]))

@@ -1,4 +1,5 @@
 """Rule pretrain_tiny: pretrain the tiny LLaMA and save it with its tokenizer."""
+
 import pandas as pd
 import torch
 from transformers import LlamaForCausalLM

@@ -1,13 +1,13 @@
 """Rules prune / prune_nm: prune a model into a masked variant (masks + changed values)."""
+
 import json
 
 import pandas as pd
 
-from compbench import models, provenance, runlog
-
-from compbench.prune import masked
 from compbench import device as dev
+from compbench import models, provenance, runlog
 from compbench.artifacts import load_tensors, read_table, write_table
+from compbench.prune import masked
 from compbench.prune.methods import PRUNERS, prune_model
 
 with runlog.to_file(snakemake.log[0]) as log:
@@ -33,8 +33,21 @@ with runlog.to_file(snakemake.log[0]) as log:
     log.info("%s: realised sparsity %.4f over %d decoder weights", w, recipe["sparsity"], total)
     masked.save(snakemake.output.variant, snakemake.input.model, masks, changed, recipe)
     rec = provenance.stamp(recipe, None, run)
-    write_table(snakemake.output.record, pd.DataFrame([{
-        "model": w.model, "variant": snakemake.output.variant.rstrip("/").split("/")[-1], "method": w.method,
-        "allocation": recipe["allocation"], "target": recipe["target"], "sparsity": recipe["sparsity"],
-        "hyper": recipe.get("hyper", "{}"), "ratios": json.dumps({str(k): v for k, v in (ratios or {}).items()}) if ratios else "", **rec,
-    }]))
+    write_table(
+        snakemake.output.record,
+        pd.DataFrame(
+            [
+                {
+                    "model": w.model,
+                    "variant": snakemake.output.variant.rstrip("/").split("/")[-1],
+                    "method": w.method,
+                    "allocation": recipe["allocation"],
+                    "target": recipe["target"],
+                    "sparsity": recipe["sparsity"],
+                    "hyper": recipe.get("hyper", "{}"),
+                    "ratios": json.dumps({str(k): v for k, v in (ratios or {}).items()}) if ratios else "",
+                    **rec,
+                }
+            ]
+        ),
+    )

@@ -1,14 +1,14 @@
 """Rule prune_calibration: one cell of the calibration study, a model pruned at a
 uniform sparsity (as in the paper) with Wanda or SparseGPT on one calibration set."""
+
 import pandas as pd
 
-from compbench import models, provenance, runlog
-
-from compbench.prune import masked
 from compbench import device as dev
+from compbench import models, provenance, runlog
 from compbench.artifacts import load_tensors, write_table
-from compbench.prune.methods import PRUNERS, prune_model
 from compbench.blocks import decoder_blocks
+from compbench.prune import masked
+from compbench.prune.methods import PRUNERS, prune_model
 
 with runlog.to_file(snakemake.log[0]) as log:
     dev.set_threads(snakemake.threads)
@@ -27,7 +27,19 @@ with runlog.to_file(snakemake.log[0]) as log:
     log.info("%s: realised sparsity %.4f over %d decoder weights", w, recipe["sparsity"], total)
     masked.save(snakemake.output.variant, snakemake.input.model, masks, changed, recipe)
     rec = provenance.stamp(recipe, None, run)
-    write_table(snakemake.output.record, pd.DataFrame([{
-        "model": w.model, "variant": f"calib-{w.calib}-{w.method}-{w.sparsity}", "method": w.method, "calibration": w.calib,
-        "target": sparsity, "sparsity": recipe["sparsity"], **rec,
-    }]))
+    write_table(
+        snakemake.output.record,
+        pd.DataFrame(
+            [
+                {
+                    "model": w.model,
+                    "variant": f"calib-{w.calib}-{w.method}-{w.sparsity}",
+                    "method": w.method,
+                    "calibration": w.calib,
+                    "target": sparsity,
+                    "sparsity": recipe["sparsity"],
+                    **rec,
+                }
+            ]
+        ),
+    )

@@ -1,10 +1,11 @@
 """Rule spectra: eigenvalues and power-law alpha of every decoder linear of a model."""
+
 import torch
 
 from compbench import device as dev
 from compbench import models, provenance, runlog
-from compbench.spectra import esd as spectra
 from compbench.artifacts import save_tensors, write_table
+from compbench.spectra import esd as spectra
 
 with runlog.to_file(snakemake.log[0]) as log:
     dev.set_threads(snakemake.threads)

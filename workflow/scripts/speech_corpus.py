@@ -1,4 +1,5 @@
 """Rule speech_corpus: synthesise (espeak-ng) or convert (LibriSpeech) an ASR corpus to 16-bit WAV + manifest."""
+
 from compbench import device as dev
 from compbench import provenance, runlog
 from compbench.artifacts import atomic_path, write_table

@@ -1,4 +1,5 @@
 """Rule speech_features: log-mel features of every utterance (manifest order), one safetensors file."""
+
 from compbench import runlog
 from compbench.artifacts import read_table, save_tensors
 from compbench.speech import features

@@ -1,8 +1,8 @@
 """Rule speech_train: train one speech run (dense / LR-SMS / DDP-ASR / MSRS) and evaluate WER/CER."""
+
 import json
 
 import pandas as pd
-import torch
 
 from compbench import device as dev
 from compbench import provenance, runlog
@@ -15,23 +15,56 @@ with runlog.to_file(snakemake.log[0]) as log:
     recipe, spec, name = snakemake.params.recipe, snakemake.params.run, snakemake.wildcards.run
     manifest = read_table(snakemake.input.manifest)
     data = train.Data.from_tensors(load_tensors(snakemake.input.features), manifest, recipe["units"], recipe["features"]["hop_ms"] / 1000)
-    log.info("run %s: %s; %d symbols; train/dev/test %d/%d/%d", name, spec, len(data.vocab),
-             *(len(data.index(s)) for s in ("train", "dev", "test")))
+    log.info(
+        "run %s: %s; %d symbols; train/dev/test %d/%d/%d",
+        name,
+        spec,
+        len(data.vocab),
+        *(len(data.index(s)) for s in ("train", "dev", "test")),
+    )
     with provenance.measure(device) as run:
         out = train.train(spec, recipe, data, device, log=log)
     m = out["metrics"]
-    log.info("%s: test WER %.4f CER %.4f, %d params (%d effective), %.1f s training, %.0f s audio",
-             name, m.get("test_wer", float("nan")), m.get("test_cer", float("nan")), m["params"], m["params_effective"], m["train_s"], m["audio_s"])
+    log.info(
+        "%s: test WER %.4f CER %.4f, %d params (%d effective), %.1f s training, %.0f s audio",
+        name,
+        m.get("test_wer", float("nan")),
+        m.get("test_cer", float("nan")),
+        m["params"],
+        m["params_effective"],
+        m["train_s"],
+        m["audio_s"],
+    )
     rec = provenance.stamp({"run": spec, "recipe": recipe}, recipe["train"]["seed"], run)
     setting = {k: v for k, v in spec.items() if k != "variant"}
-    rows = [{"corpus": snakemake.wildcards.corpus, "run": name, "variant": spec["variant"], "setting": json.dumps(setting, sort_keys=True),
-             "metric": k, "value": v} for k, v in m.items()]
-    rows.append({"corpus": snakemake.wildcards.corpus, "run": name, "variant": spec["variant"], "setting": json.dumps(setting, sort_keys=True),
-                 "metric": "info", "value": json.dumps(out["info"], sort_keys=True, default=str)})
+    rows = [
+        {
+            "corpus": snakemake.wildcards.corpus,
+            "run": name,
+            "variant": spec["variant"],
+            "setting": json.dumps(setting, sort_keys=True),
+            "metric": k,
+            "value": v,
+        }
+        for k, v in m.items()
+    ]
+    rows.append(
+        {
+            "corpus": snakemake.wildcards.corpus,
+            "run": name,
+            "variant": spec["variant"],
+            "setting": json.dumps(setting, sort_keys=True),
+            "metric": "info",
+            "value": json.dumps(out["info"], sort_keys=True, default=str),
+        }
+    )
     write_table(snakemake.output.metrics, pd.DataFrame(rows).assign(**rec))
     write_table(snakemake.output.curve, out["curve"].assign(run=name))
-    hyp_rows = [{"split": s, "id": manifest.id.iloc[u], "reference": data.texts[u], "hypothesis": h}
-                for s, hs in out["hyps"].items() for u, h in zip(data.index(s), hs)]
+    hyp_rows = [
+        {"split": s, "id": manifest.id.iloc[u], "reference": data.texts[u], "hypothesis": h}
+        for s, hs in out["hyps"].items()
+        for u, h in zip(data.index(s), hs)
+    ]
     write_table(snakemake.output.hyps, pd.DataFrame(hyp_rows))
     state = {k: v.detach().cpu() for k, v in out["model"].state_dict().items()}
     save_tensors(snakemake.output.model, state, metadata={"run": name, "vocab": json.dumps(data.vocab), "spec": json.dumps(spec)})

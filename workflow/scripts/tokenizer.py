@@ -1,4 +1,5 @@
 """Rule tokenizer: train a byte-level BPE tokenizer on the corpus train split."""
+
 from compbench import corpus, runlog, tokenizer
 
 with runlog.to_file(snakemake.log[0]) as log:

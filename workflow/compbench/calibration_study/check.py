@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from compbench.calibration_catalogue import CATALOGUE, check as check_set, parse_format
+from compbench.calibration_catalogue import CATALOGUE, parse_format
+from compbench.calibration_catalogue import check as check_set
 from compbench.calibration_study.grid import cells
 from compbench.config import ConfigError
 
 
 def validate(study: dict) -> None:
     """Fail fast (ValueError naming the key) on a grid that cannot be built."""
-    for g, where in [(study, "calibration_study")] + [(sw, f"calibration_study.sweeps[{i}]") for i, sw in enumerate(study.get("sweeps", []))]:
+    for g, where in [(study, "calibration_study")] + [
+        (sw, f"calibration_study.sweeps[{i}]") for i, sw in enumerate(study.get("sweeps", []))
+    ]:
         for s in g.get("sources", []):
             if s not in CATALOGUE:
                 raise ValueError(f"{where}.sources: unknown calibration source {s!r}; allowed: {', '.join(CATALOGUE)}")
@@ -26,8 +29,6 @@ def validate(study: dict) -> None:
         check_set(c["source"], c["format"])
 
 
-
-
 def check(config: dict) -> None:
     st = config["calibration_study"]
     from compbench.tasks import TASKS
@@ -40,4 +41,6 @@ def check(config: dict) -> None:
         raise ConfigError("calibration_study.sources contains 'tiny', which needs the `corpus` section")
     for t in st.get("lm_eval", {}).get("tasks", []):
         if t.startswith("cb_") and t[3:] not in TASKS:
-            raise ConfigError(f"calibration_study.lm_eval.tasks: unknown generated task {t!r}; allowed: {', '.join('cb_' + n for n in TASKS.names())}")
+            raise ConfigError(
+                f"calibration_study.lm_eval.tasks: unknown generated task {t!r}; allowed: {', '.join('cb_' + n for n in TASKS.names())}"
+            )

@@ -20,7 +20,9 @@ from compbench.calibration_catalogue import CATALOGUE, parse_format, set_name
 from compbench.lines import RESULTS
 
 GRID_KEYS = ("sources", "formats", "methods", "sparsities", "n_samples", "seq_len", "seeds")
-VARIANT = re.compile(r"calib-(?P<calib>(?P<set>[a-z0-9_]+(?:-[a-z0-9]+)?)_(?P<n>\d+)x(?P<len>\d+)_s(?P<seed>\d+))-(?P<method>[a-z]+)-(?P<sparsity>0\.\d+)")
+VARIANT = re.compile(
+    r"calib-(?P<calib>(?P<set>[a-z0-9_]+(?:-[a-z0-9]+)?)_(?P<n>\d+)x(?P<len>\d+)_s(?P<seed>\d+))-(?P<method>[a-z]+)-(?P<sparsity>0\.\d+)"
+)
 
 
 def sets_of(sources, formats) -> list[tuple[str, str]]:
@@ -50,9 +52,17 @@ def cells(study: dict) -> list[dict]:
                     for seed in g["seeds"]:
                         for method in g["methods"]:
                             for sp in g["sparsities"]:
-                                c = {"source": source, "format": fmt, "set": set_name(source, fmt), "category": CATALOGUE[source][0],
-                                     "n_samples": int(n), "seq_len": int(length), "seed": int(seed), "method": method,
-                                     "sparsity": float(sp)}
+                                c = {
+                                    "source": source,
+                                    "format": fmt,
+                                    "set": set_name(source, fmt),
+                                    "category": CATALOGUE[source][0],
+                                    "n_samples": int(n),
+                                    "seq_len": int(length),
+                                    "seed": int(seed),
+                                    "method": method,
+                                    "sparsity": float(sp),
+                                }
                                 c["calib"] = f"{c['set']}_{c['n_samples']}x{c['seq_len']}_s{c['seed']}"
                                 c["variant"] = f"calib-{c['calib']}-{method}-{sp}"
                                 if c["variant"] not in seen:
@@ -68,7 +78,7 @@ def variant_dirs(study: dict, results: str, model: str) -> dict[str, str]:
 
 def generated_tasks(study: dict) -> list[str]:
     """The generated tasks (compbench.tasks) among the lm-eval tasks (named cb_<task>)."""
-    return [t[len("cb_"):] for t in study["lm_eval"]["tasks"] if t.startswith("cb_")]
+    return [t[len("cb_") :] for t in study["lm_eval"]["tasks"] if t.startswith("cb_")]
 
 
 def parse_variant(name: str) -> dict | None:
@@ -87,6 +97,9 @@ def lmeval_outputs(config: dict, model: str) -> list[str]:
 def targets(config: dict) -> list[str]:
     out = []
     for m in config["models"]:
-        out += [f"{RESULTS}/tables/calibration-{m}.csv", f"{RESULTS}/tables/calibration-paper-{m}.csv",
-                f"{RESULTS}/figures/calibration-heatmap-{m}.png"]
+        out += [
+            f"{RESULTS}/tables/calibration-{m}.csv",
+            f"{RESULTS}/tables/calibration-paper-{m}.csv",
+            f"{RESULTS}/figures/calibration-heatmap-{m}.png",
+        ]
     return out + [f"{RESULTS}/tables/zeroshot.csv"]

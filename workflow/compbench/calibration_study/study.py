@@ -22,7 +22,9 @@ def table(records, perplexity, zeroshot, dense_variant: str = "dense"):
     zs = zeroshot[zeroshot.metric.isin(["acc", "acc_norm", "exact_match"])]
     ppl = perplexity[perplexity.metric == "perplexity"]
     cols = ["model", "variant", "dataset", "metric", "value"]
-    rows = pd.concat([zs[cols + ["wall_s"]].rename(columns={"wall_s": "eval_s"}), ppl[cols + ["wall_s"]].rename(columns={"wall_s": "eval_s"})])
+    rows = pd.concat(
+        [zs[cols + ["wall_s"]].rename(columns={"wall_s": "eval_s"}), ppl[cols + ["wall_s"]].rename(columns={"wall_s": "eval_s"})]
+    )
     dense = rows[rows.variant == dense_variant].set_index(["model", "dataset", "metric"]).value.rename("dense")
     rows = rows.join(dense, on=["model", "dataset", "metric"])
     rows["delta"] = rows.value - rows.dense
@@ -30,9 +32,17 @@ def table(records, perplexity, zeroshot, dense_variant: str = "dense"):
     for v in rows.variant:
         p = parse_variant(v)
         coords.append(
-            {"source": p["set"].split("-")[0], "format": (p["set"].split("-") + ["raw"])[1], "n_samples": int(p["n"]), "seq_len": int(p["len"]),
-             "seed": int(p["seed"]), "method": p["method"], "sparsity": float(p["sparsity"])}
-            if p else {"source": "(dense)", "format": "", "n_samples": None, "seq_len": None, "seed": None, "method": "dense", "sparsity": 0.0}
+            {
+                "source": p["set"].split("-")[0],
+                "format": (p["set"].split("-") + ["raw"])[1],
+                "n_samples": int(p["n"]),
+                "seq_len": int(p["len"]),
+                "seed": int(p["seed"]),
+                "method": p["method"],
+                "sparsity": float(p["sparsity"]),
+            }
+            if p
+            else {"source": "(dense)", "format": "", "n_samples": None, "seq_len": None, "seed": None, "method": "dense", "sparsity": 0.0}
         )
     rows = pd.concat([rows.reset_index(drop=True), pd.DataFrame(coords)], axis=1)
     rows["category"] = [CATALOGUE[s][0] if s in CATALOGUE else "dense" for s in rows.source]
@@ -76,8 +86,13 @@ def heatmap(tidy, path, metric: str = "acc", title: str = "") -> None:
     panels = sorted({(m, s) for m, s in zip(acc.method, acc.sparsity)})
     tasks = sorted(acc.dataset.unique())
     dense = tidy[(tidy.metric == metric) & (tidy.method == "dense")].groupby("dataset").value.mean()
-    fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(1.2 + 1.3 * len(tasks) * max(1, len(panels)), 1.2 + 0.45 * acc.set.nunique()),
-                             squeeze=False, constrained_layout=True)
+    fig, axes = plt.subplots(
+        1,
+        max(1, len(panels)),
+        figsize=(1.2 + 1.3 * len(tasks) * max(1, len(panels)), 1.2 + 0.45 * acc.set.nunique()),
+        squeeze=False,
+        constrained_layout=True,
+    )
     lim = max(1.0, float(np.nanmax(np.abs(acc.delta))) * 100) if len(acc) else 1.0
     for ax, (m, sp) in zip(axes[0], panels):
         sub = acc[(acc.method == m) & (acc.sparsity == sp)].pivot_table(index="set", columns="dataset", values="delta", aggfunc="mean")

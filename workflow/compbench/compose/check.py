@@ -20,21 +20,28 @@ def check(config: dict) -> None:
             raise ConfigError(f"compose.interventions.{iid}: {e.args[0]}") from None
         unknown = sorted(set(step.params) - set(step.intervention.params_allowed()))
         if unknown:
-            raise ConfigError(f"compose.interventions.{iid}: unknown setting(s) {unknown} of method {spec['method']!r}; "
-                              f"allowed: {', '.join(step.intervention.params_allowed())}")
+            raise ConfigError(
+                f"compose.interventions.{iid}: unknown setting(s) {unknown} of method {spec['method']!r}; "
+                f"allowed: {', '.join(step.intervention.params_allowed())}"
+            )
         cats[iid] = step.category
     if len(set(cats.values())) < 2:
-        raise ConfigError(f"compose.interventions: the ids {list(ivs)} are all of category {set(cats.values())}; "
-                          "composing needs at least two categories (edit, compress, unlearn)")
+        raise ConfigError(
+            f"compose.interventions: the ids {list(ivs)} are all of category {set(cats.values())}; "
+            "composing needs at least two categories (edit, compress, unlearn)"
+        )
     sw = c.get("sweep")
     if sw:
         bad = [e for e in sw["edits"] if cats.get(e) != "edit"]
         if bad:
-            raise ConfigError(f"compose.sweep.edits names {bad}, not edit interventions; allowed: "
-                              f"{', '.join(i for i, k in cats.items() if k == 'edit')}")
+            raise ConfigError(
+                f"compose.sweep.edits names {bad}, not edit interventions; allowed: {', '.join(i for i, k in cats.items() if k == 'edit')}"
+            )
         if cats.get(sw["compressor"]) != "compress" or "sparsity" not in ivs[sw["compressor"]]:
-            raise ConfigError(f"compose.sweep.compressor={sw['compressor']!r} must be a pruning intervention with a sparsity; "
-                              f"allowed: {', '.join(i for i in ivs if cats[i] == 'compress' and 'sparsity' in ivs[i])}")
+            raise ConfigError(
+                f"compose.sweep.compressor={sw['compressor']!r} must be a pruning intervention with a sparsity; "
+                f"allowed: {', '.join(i for i in ivs if cats[i] == 'compress' and 'sparsity' in ivs[i])}"
+            )
     if c.get("data", {}).get("source", "world") == "world":
         if "knowledge" not in config.get("corpus", {}).get("sources", []):
             raise ConfigError("compose.data.source='world' needs the knowledge world in the corpus: add 'knowledge' to corpus.sources")

@@ -43,16 +43,25 @@ def world_study(world: World, n_edits: int, n_locality: int, seed: int = 0) -> d
     people = world.people[:]
     rng.shuffle(people)
     if n_edits + n_locality >= len(people):
-        raise ValueError(f"compose.data: edits ({n_edits}) + locality probes ({n_locality}) must be fewer than "
-                         f"the world's people ({len(people)})")
+        raise ValueError(
+            f"compose.data: edits ({n_edits}) + locality probes ({n_locality}) must be fewer than the world's people ({len(people)})"
+        )
     edits, locality, utility = [], [], []
     for p in people[:n_edits]:
         rel = rng.choice(sorted(PEOPLE))
         values, templates = PEOPLE[rel]
         true = world.value(p, rel)
         new = rng.choice([v for v in values if v != true])
-        edits.append(EditRequest(subject=p, relation=rel, prompt=prompt_of(templates[0], p), target_new=" " + new,
-                                 target_true=" " + true, paraphrases=tuple(prompt_of(t, p) for t in templates[1:])))
+        edits.append(
+            EditRequest(
+                subject=p,
+                relation=rel,
+                prompt=prompt_of(templates[0], p),
+                target_new=" " + new,
+                target_true=" " + true,
+                paraphrases=tuple(prompt_of(t, p) for t in templates[1:]),
+            )
+        )
     for p in people[n_edits : n_edits + n_locality]:
         rel = rng.choice(sorted(PEOPLE))
         locality.append(Probe(prompt=prompt_of(PEOPLE[rel][1][0], p), answer=" " + world.value(p, rel)))
@@ -62,8 +71,7 @@ def world_study(world: World, n_edits: int, n_locality: int, seed: int = 0) -> d
     hazard = [f for f in world.facts if f.hazardous]
     forget_mcq = [_mcq(world, f, i, rng) for i, f in enumerate(hazard)]
     forget_texts = [s for f in hazard for s in world.sentences(f)]
-    return {"edits": edits, "locality": locality, "utility_mcq": utility, "forget_mcq": forget_mcq,
-            "forget_texts": forget_texts}
+    return {"edits": edits, "locality": locality, "utility_mcq": utility, "forget_mcq": forget_mcq, "forget_texts": forget_texts}
 
 
 def _sentences(text: str, min_chars: int = 40, max_chars: int = 300) -> list[str]:
@@ -102,8 +110,14 @@ def from_world(spec: dict, corpus_dir=None, corpus_sources=(), knowledge=None) -
     if corpus_dir is None:
         raise ValueError("composability data source 'world' needs the corpus directory (retain set)")
     retain = general_text(corpus_dir, list(corpus_sources), spec["retain"], spec.get("seed", 0))
-    return StudyData(edits=d["edits"], locality=d["locality"], forget_texts=d["forget_texts"], retain_texts=retain,
-                     forget_mcq=d["forget_mcq"], utility_mcq=d["utility_mcq"])
+    return StudyData(
+        edits=d["edits"],
+        locality=d["locality"],
+        forget_texts=d["forget_texts"],
+        retain_texts=retain,
+        forget_mcq=d["forget_mcq"],
+        utility_mcq=d["utility_mcq"],
+    )
 
 
 # ------------------------------------------------------------ real data sets
@@ -126,8 +140,9 @@ def _load(ref: dict, what: str):
     try:
         return list(load_dataset(path, ref.get("name"), split=ref.get("split", "test")))
     except Exception as e:  # network, gated repository, missing config: many types
-        raise RuntimeError(f"could not load compose.data.{what} {path!r} (name={ref.get('name')!r}, split="
-                           f"{ref.get('split', 'test')!r}): {e}") from e
+        raise RuntimeError(
+            f"could not load compose.data.{what} {path!r} (name={ref.get('name')!r}, split={ref.get('split', 'test')!r}): {e}"
+        ) from e
 
 
 def zsre_edits(rows: list[dict], n: int) -> tuple[list[EditRequest], list[Probe]]:
@@ -135,8 +150,16 @@ def zsre_edits(rows: list[dict], n: int) -> tuple[list[EditRequest], list[Probe]
     rephrase, loc ("nq question: …"), loc_ans."""
     edits, loc = [], []
     for r in rows[:n]:
-        edits.append(EditRequest(subject=r["subject"], relation="zsre", prompt=r["src"], target_new=" " + r["alt"],
-                                 target_true=" " + (r.get("answers") or [""])[0], paraphrases=(r["rephrase"],)))
+        edits.append(
+            EditRequest(
+                subject=r["subject"],
+                relation="zsre",
+                prompt=r["src"],
+                target_new=" " + r["alt"],
+                target_true=" " + (r.get("answers") or [""])[0],
+                paraphrases=(r["rephrase"],),
+            )
+        )
         loc.append(Probe(prompt=r["loc"], answer=" " + r["loc_ans"]))
     return edits, loc
 
@@ -147,9 +170,16 @@ def counterfact_edits(rows: list[dict], n: int) -> tuple[list[EditRequest], list
     edits, loc = [], []
     for r in rows[:n]:
         rw = r["requested_rewrite"]
-        edits.append(EditRequest(subject=rw["subject"], relation=rw.get("relation_id", "cf"),
-                                 prompt=rw["prompt"].format(rw["subject"]), target_new=" " + rw["target_new"]["str"],
-                                 target_true=" " + rw["target_true"]["str"], paraphrases=tuple(r.get("paraphrase_prompts", ()))))
+        edits.append(
+            EditRequest(
+                subject=rw["subject"],
+                relation=rw.get("relation_id", "cf"),
+                prompt=rw["prompt"].format(rw["subject"]),
+                target_new=" " + rw["target_new"]["str"],
+                target_true=" " + rw["target_true"]["str"],
+                paraphrases=tuple(r.get("paraphrase_prompts", ())),
+            )
+        )
         loc += [Probe(prompt=p, answer=" " + rw["target_true"]["str"]) for p in r.get("neighborhood_prompts", ())[:1]]
     return edits, loc
 
@@ -159,8 +189,7 @@ EDIT_FORMATS = {"zsre": zsre_edits, "counterfact": counterfact_edits}
 
 def mcq_items(rows: list[dict], n: int) -> list[MCQ]:
     """WMDP / MMLU rows (question, choices, answer index) as "Question: …\\nAnswer:" items."""
-    return [MCQ(f"Question: {r['question'].strip()}\nAnswer:", tuple(str(c) for c in r["choices"]), int(r["answer"]))
-            for r in rows[:n]]
+    return [MCQ(f"Question: {r['question'].strip()}\nAnswer:", tuple(str(c) for c in r["choices"]), int(r["answer"])) for r in rows[:n]]
 
 
 def texts(rows: list[dict], n: int, field: str = "text") -> list[str]:

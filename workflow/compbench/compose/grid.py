@@ -65,6 +65,10 @@ def run_modules(config: dict, run: str) -> list[str]:
 def targets(config: dict) -> list[str]:
     out = []
     for m in config["models"]:
-        out += [f"{RESULTS}/tables/compose-{m}.csv", f"{RESULTS}/tables/composability-{m}.csv",
-                f"{RESULTS}/figures/composability-{m}.png", f"{RESULTS}/figures/compose-sparsity-{m}.png"]
+        out += [
+            f"{RESULTS}/tables/compose-{m}.csv",
+            f"{RESULTS}/tables/composability-{m}.csv",
+            f"{RESULTS}/figures/composability-{m}.png",
+            f"{RESULTS}/figures/compose-sparsity-{m}.png",
+        ]
     return out

@@ -65,8 +65,9 @@ def resolve(iid: str, interventions: dict) -> Step:
     else:
         m = SWEEP.match(iid)
         if not m or m["base"] not in interventions:
-            raise ValueError(f"unknown intervention id {iid!r}; allowed: {', '.join(interventions)} "
-                             f"(or <id>-s<sparsity> of a pruning entry)")
+            raise ValueError(
+                f"unknown intervention id {iid!r}; allowed: {', '.join(interventions)} (or <id>-s<sparsity> of a pruning entry)"
+            )
         spec = dict(interventions[m["base"]])
         if "sparsity" not in spec:
             raise ValueError(f"intervention id {iid!r}: {m['base']!r} has no sparsity to sweep")
@@ -174,11 +175,17 @@ def composability(runs: pd.DataFrame) -> pd.DataFrame:
         for m in relevant_metrics(cats):
             if m not in ab_vals or m not in ba_vals:
                 continue
-            rows.append({
-                "first": a, "second": b, "pair": f"{a}+{b}",
-                "categories": "×".join(sorted(cats)),
-                "metric": m, "a_then_b": ab_vals[m], "b_then_a": ba_vals[m],
-                "order_free_error": order_free_error(m, ab_vals[m], ba_vals[m]),
-                "order_sensitivity": order_sensitivity(ab_vals[m], ba_vals[m]),
-            })
+            rows.append(
+                {
+                    "first": a,
+                    "second": b,
+                    "pair": f"{a}+{b}",
+                    "categories": "×".join(sorted(cats)),
+                    "metric": m,
+                    "a_then_b": ab_vals[m],
+                    "b_then_a": ba_vals[m],
+                    "order_free_error": order_free_error(m, ab_vals[m], ba_vals[m]),
+                    "order_sensitivity": order_sensitivity(ab_vals[m], ba_vals[m]),
+                }
+            )
     return pd.DataFrame(rows)

@@ -9,7 +9,9 @@ from compbench.fusion.tasks import GENERATED
 def check(config: dict) -> None:
     f = config["vision"]["fusion"]
     if f["model"] not in config.get("models", {}):
-        raise ConfigError(f"vision.fusion.model={f['model']!r} is not one of the config's `models`; defined: {', '.join(config.get('models', {})) or 'none'}")
+        raise ConfigError(
+            f"vision.fusion.model={f['model']!r} is not one of the config's `models`; defined: {', '.join(config.get('models', {})) or 'none'}"
+        )
     names = [t["name"] for t in f["tasks"]]
     if len(set(names)) != len(names):
         raise ConfigError(f"vision.fusion.tasks: task names must be distinct, got {names}")

@@ -255,8 +255,15 @@ def train_router(fused: FusedModel, tasks: list[TaskData], steps: int, batch_siz
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        hist.append({"step": step, "loss": float(loss.detach()), **{f"r_{d.name}": float(ri) for d, ri in zip(tasks, r)},
-                     **{f"loss_{d.name}": float(li.detach()) for d, li in zip(tasks, losses)}, "coef_mean": float(coef.detach().mean())})
+        hist.append(
+            {
+                "step": step,
+                "loss": float(loss.detach()),
+                **{f"r_{d.name}": float(ri) for d, ri in zip(tasks, r)},
+                **{f"loss_{d.name}": float(li.detach()) for d, li in zip(tasks, losses)},
+                "coef_mean": float(coef.detach().mean()),
+            }
+        )
         if log and (step % max(1, steps // 5) == 0 or step == steps - 1):
             log.info("router step %d: r %s losses %s", step, [round(float(x), 3) for x in r], [round(float(x), 4) for x in losses])
     return hist, time.perf_counter() - t0
@@ -293,7 +300,9 @@ def sweep(model, taus: list[dict], router: Router, tasks: list[TaskData], cfg: d
     for r in preference_sweep(cfg["n_preferences"]):
         with torch.no_grad():
             coef = router(torch.tensor(r, dtype=torch.float32, device=device))
-        todo.append(("moe_fusion", json.dumps([round(x, 4) for x in r]), coef.tolist(), merged_state(base, taus, mlps, coef, cfg["other_lambda"])))
+        todo.append(
+            ("moe_fusion", json.dumps([round(x, 4) for x in r]), coef.tolist(), merged_state(base, taus, mlps, coef, cfg["other_lambda"]))
+        )
     for lam in itertools.product(cfg["ta_grid"], repeat=len(taus)):
         todo.append(("task_arithmetic", json.dumps(list(lam)), list(lam), task_arithmetic(base, taus, lam)))
     n = cfg["n_interpolation"]
@@ -308,9 +317,11 @@ def sweep(model, taus: list[dict], router: Router, tasks: list[TaskData], cfg: d
     for method, setting, coef, state in tqdm(todo, desc="evaluate", mininterval=5):
         for d, res in zip(tasks, _eval_state(model, state, tasks, bs)):
             for metric, value in res.items():
-                rows.append({"method": method, "setting": setting, "coef": json.dumps(coef), "task": d.name, "metric": metric, "value": value})
+                rows.append(
+                    {"method": method, "setting": setting, "coef": json.dumps(coef), "task": d.name, "metric": metric, "value": value}
+                )
         if log:
-            log.info("%s %s: %s", method, setting, [round(r["value"], 4) for r in rows[-2 * len(tasks):] if r["metric"] == "accuracy"])
+            log.info("%s %s: %s", method, setting, [round(r["value"], 4) for r in rows[-2 * len(tasks) :] if r["metric"] == "accuracy"])
     return rows
 
 
@@ -326,7 +337,15 @@ def fronts(table, tasks: list[str], reference, metric: str = "accuracy"):
     for method, g in wide.groupby("method"):
         pts = g[tasks].to_numpy()
         nd = nondominated(pts)
-        out.append({"method": method, "n_models": len(g), "n_front": int(nd.sum()),
-                    "hypervolume": hypervolume_2d(pts, reference), "reference": str(list(reference)), "metric": metric,
-                    **{f"best_{k}": float(g[k].max()) for k in tasks}})
+        out.append(
+            {
+                "method": method,
+                "n_models": len(g),
+                "n_front": int(nd.sum()),
+                "hypervolume": hypervolume_2d(pts, reference),
+                "reference": str(list(reference)),
+                "metric": metric,
+                **{f"best_{k}": float(g[k].max()) for k in tasks},
+            }
+        )
     return wide, pd.DataFrame(out)

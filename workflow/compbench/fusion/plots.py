@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import json
-
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-
-FSTYLE = {"moe_fusion": ("C0", "o", "-"), "task_arithmetic": ("C1", "s", "none"), "interpolation": ("C2", "^", "--"),
-          "single_task": ("C3", "*", "none"), "base": ("k", "x", "none")}
+FSTYLE = {
+    "moe_fusion": ("C0", "o", "-"),
+    "task_arithmetic": ("C1", "s", "none"),
+    "interpolation": ("C2", "^", "--"),
+    "single_task": ("C3", "*", "none"),
+    "base": ("k", "x", "none"),
+}
 
 
 def fusion_fronts(wide: pd.DataFrame, hv: pd.DataFrame, tasks: list[str], reference):

@@ -25,7 +25,16 @@ GENERATED: Registry = Registry("generated text task")
 ANIMALS = ["dog", "cat", "horse", "bird", "fish", "cow", "sheep", "lion", "mouse", "fox", "wolf", "bear", "duck", "goat", "pig", "rabbit"]
 OBJECTS = ["car", "table", "chair", "book", "phone", "lamp", "bottle", "box", "door", "clock", "shoe", "cup", "knife", "bag", "key", "pen"]
 OUTDOOR = ["in the park", "on the hill", "in the forest", "by the river", "in the garden", "on the beach", "in the field", "on the road"]
-INDOOR = ["in the kitchen", "in the office", "in the bedroom", "in the hall", "in the library", "in the bathroom", "in the shop", "in the school"]
+INDOOR = [
+    "in the kitchen",
+    "in the office",
+    "in the bedroom",
+    "in the hall",
+    "in the library",
+    "in the bathroom",
+    "in the shop",
+    "in the school",
+]
 WARM = ["red", "orange", "yellow", "brown", "pink", "golden"]
 COOL = ["blue", "green", "grey", "purple", "white", "silver"]
 VERBS = ["was seen", "stood still", "was found", "appeared", "was left", "stayed", "was waiting", "moved"]

@@ -204,14 +204,34 @@ def allocate(method: str, matrices: pd.DataFrame, sv: dict[str, torch.Tensor], r
         r = n - k[m]
         before = int(row.rows) * int(row.cols)
         after = r * (int(row.rows) + int(row.cols)) if lrc[m] else before
-        rows.append(dict(module=m, block=int(row.block), kind=str(row.kind), rows=int(row.rows), cols=int(row.cols), full_rank=n,
-                         pruned_rank=k[m], kept_rank=r, lrc=bool(lrc[m]), params_before=before, params_after=after))
+        rows.append(
+            dict(
+                module=m,
+                block=int(row.block),
+                kind=str(row.kind),
+                rows=int(row.rows),
+                cols=int(row.cols),
+                full_rank=n,
+                pruned_rank=k[m],
+                kept_rank=r,
+                lrc=bool(lrc[m]),
+                params_before=before,
+                params_after=after,
+            )
+        )
     df = pd.DataFrame(rows)
     total = int(df.full_rank.sum())
     realised = float(df.pruned_rank.sum() / total)
-    info = dict(info, method=method, target=ratio, rank_reduction=realised, rounding=realised - ratio,
-                param_compression=float(1 - df.params_after.sum() / df.params_before.sum()),
-                n_lrc=int(df.lrc.sum()), n_matrices=len(df))
+    info = dict(
+        info,
+        method=method,
+        target=ratio,
+        rank_reduction=realised,
+        rounding=realised - ratio,
+        param_compression=float(1 - df.params_after.sum() / df.params_before.sum()),
+        n_lrc=int(df.lrc.sum()),
+        n_matrices=len(df),
+    )
     return df, info
 
 
@@ -347,8 +367,10 @@ def apply(model: nn.Module, variant_dir, manifest: dict) -> nn.Module:
         if A is None or B is None:
             raise CorruptArtifact(f"{variant_dir}: factors of {name!r} missing from factors.safetensors")
         if tuple(A.shape) != (lin.out_features, r) or tuple(B.shape) != (r, lin.in_features):
-            raise CorruptArtifact(f"{variant_dir}: factors of {name!r} have shapes {tuple(A.shape)}, {tuple(B.shape)}; "
-                                  f"expected ({lin.out_features}, {r}), ({r}, {lin.in_features})")
+            raise CorruptArtifact(
+                f"{variant_dir}: factors of {name!r} have shapes {tuple(A.shape)}, {tuple(B.shape)}; "
+                f"expected ({lin.out_features}, {r}), ({r}, {lin.in_features})"
+            )
         w = lin.weight
         mod = LowRankLinear(lin.in_features, lin.out_features, int(r), bias=f"{name}.bias" in factors, device=w.device, dtype=w.dtype)
         with torch.no_grad():

@@ -36,6 +36,10 @@ def variants(config: dict, model: str) -> dict[str, str]:
 def targets(config: dict) -> list[str]:
     out = []
     for m in config["models"]:
-        out += [f"{RESULTS}/tables/lowrank-{m}.csv", f"{RESULTS}/figures/lowrank-ranks-{m}.png",
-                f"{RESULTS}/figures/lowrank-{m}.png", f"{RESULTS}/figures/lowrank-finetune-{m}.png"]
+        out += [
+            f"{RESULTS}/tables/lowrank-{m}.csv",
+            f"{RESULTS}/figures/lowrank-ranks-{m}.png",
+            f"{RESULTS}/figures/lowrank-{m}.png",
+            f"{RESULTS}/figures/lowrank-finetune-{m}.png",
+        ]
     return out

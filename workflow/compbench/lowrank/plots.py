@@ -79,8 +79,11 @@ def finetune_panel(curves: pd.DataFrame, table: pd.DataFrame, title: str):
     axes[0].legend(fontsize=6)
     t = table[table.finetune != "none"]
     labels = [v.replace("lowrank-", "") for v, _ in runs]
-    for ax, metric, ylabel in zip(axes[1:], ["tokens_per_s", "optimizer_state_mb", "trainable_params"],
-                                  ["training tokens/s", "AdamW state (MB)", "trainable parameters"]):
+    for ax, metric, ylabel in zip(
+        axes[1:],
+        ["tokens_per_s", "optimizer_state_mb", "trainable_params"],
+        ["training tokens/s", "AdamW state (MB)", "trainable parameters"],
+    ):
         vals = [t[(t.variant == v) & (t.metric == metric)].value.mean() for v, _ in runs]
         ax.bar(np.arange(len(runs)), vals, color=[f"C{i}" for i in range(len(runs))])
         ax.set_xticks(np.arange(len(runs)))

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from compbench.memtrain.registry import VARIANTS, Context, Setup, plain_groups, set_trainable
 from compbench.memtrain.galore import ProjectedAdamW
+from compbench.memtrain.registry import VARIANTS, Context, Setup, plain_groups, set_trainable
 
 
 @VARIANTS.register("adamw")

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from compbench.memtrain.registry import VARIANTS, Context, Setup, decoder_linears, plain_groups, set_trainable
 from compbench.memtrain.galore import ProjectedAdamW
+from compbench.memtrain.registry import VARIANTS, Context, Setup, decoder_linears, plain_groups, set_trainable
 
 ALLOWED = {"rank", "update_proj_gap", "scale"}
 
@@ -22,7 +22,14 @@ def build(model, hyper: dict, ctx: Context) -> Setup:
     proj = [model.get_submodule(n).weight for n in targets]
     ids = {id(p) for p in proj}
     groups = plain_groups([p for p in model.parameters() if id(p) not in ids], ctx.weight_decay)
-    groups.append({"params": proj, "weight_decay": ctx.weight_decay, "rank": int(hyper.get("rank", 128)),
-                   "update_proj_gap": int(hyper.get("update_proj_gap", 200)), "scale": float(hyper.get("scale", 0.25))})
+    groups.append(
+        {
+            "params": proj,
+            "weight_decay": ctx.weight_decay,
+            "rank": int(hyper.get("rank", 128)),
+            "update_proj_gap": int(hyper.get("update_proj_gap", 200)),
+            "scale": float(hyper.get("scale", 0.25)),
+        }
+    )
     opt = ProjectedAdamW(groups, lr=ctx.lr, betas=ctx.betas, eps=ctx.eps)
     return Setup(model, opt, info={"targets": len(targets)})

@@ -52,5 +52,9 @@ def variants(config: dict, model: str) -> dict[str, str]:
 
 
 def targets(config: dict) -> list[str]:
-    return [f"{RESULTS}/tables/memtrain.csv", f"{RESULTS}/figures/memtrain-memory.png",
-            f"{RESULTS}/figures/memtrain-curves.png", f"{RESULTS}/figures/memtrain-svd.png"]
+    return [
+        f"{RESULTS}/tables/memtrain.csv",
+        f"{RESULTS}/figures/memtrain-memory.png",
+        f"{RESULTS}/figures/memtrain-curves.png",
+        f"{RESULTS}/figures/memtrain-svd.png",
+    ]

@@ -3,8 +3,8 @@ base weights frozen; merged back into the weights after training."""
 
 from __future__ import annotations
 
-from compbench.memtrain.registry import VARIANTS, Context, Setup, decoder_linears, plain_groups
 from compbench.memtrain.galore import ProjectedAdamW
+from compbench.memtrain.registry import VARIANTS, Context, Setup, decoder_linears, plain_groups
 
 ALLOWED = {"rank", "alpha", "dropout"}
 
@@ -17,8 +17,13 @@ def build(model, hyper: dict, ctx: Context) -> Setup:
     if bad:
         raise ValueError(f"unknown LoRA hyper-parameter(s) {sorted(bad)}; allowed: {sorted(ALLOWED)}")
     targets = sorted({n.rsplit(".", 1)[-1] for n in decoder_linears(model)})
-    cfg = LoraConfig(r=int(hyper.get("rank", 8)), lora_alpha=float(hyper.get("alpha", 16)), lora_dropout=float(hyper.get("dropout", 0.0)),
-                     target_modules=targets, bias="none")
+    cfg = LoraConfig(
+        r=int(hyper.get("rank", 8)),
+        lora_alpha=float(hyper.get("alpha", 16)),
+        lora_dropout=float(hyper.get("dropout", 0.0)),
+        target_modules=targets,
+        bias="none",
+    )
     pm = get_peft_model(model, cfg)
     opt = ProjectedAdamW(plain_groups(pm.parameters(), ctx.weight_decay), lr=ctx.lr, betas=ctx.betas, eps=ctx.eps)
     return Setup(pm, opt, finalize=lambda m: m.merge_and_unload(), info={"lora_targets": targets})

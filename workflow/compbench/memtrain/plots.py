@@ -22,7 +22,7 @@ def add_spine_perplexity(summary: pd.DataFrame, spine: pd.DataFrame) -> pd.DataF
         if v == "dense":
             v = "pretrained"
         elif v.startswith("train-"):
-            v = v[len("train-"):]
+            v = v[len("train-") :]
         else:
             continue
         rows.append({"regime": "finetune", "model": r["model"], "variant": v, "metric": f"perplexity_{r['dataset']}", "value": r["value"]})
@@ -53,7 +53,9 @@ def memory_figure(table: pd.DataFrame):
         ax.legend(fontsize=8, ncols=2, loc="upper right")
     for ax, ((regime, model), g) in zip(axes[0], runs):
         for i, (_, r) in enumerate(g.iterrows()):
-            ax.scatter(r["bytes_total"] / MIB, r["test_perplexity"], s=40, color=f"C{ORDER.index(r['variant']) if r['variant'] in ORDER else 9}")
+            ax.scatter(
+                r["bytes_total"] / MIB, r["test_perplexity"], s=40, color=f"C{ORDER.index(r['variant']) if r['variant'] in ORDER else 9}"
+            )
             ax.annotate(r["variant"], (r["bytes_total"] / MIB, r["test_perplexity"]), fontsize=8, xytext=(3, 3), textcoords="offset points")
         ax.set_xlabel("weights + gradients + optimizer state + projections (MiB, exact)")
         ppl = g["test_perplexity"].dropna()

@@ -56,8 +56,18 @@ def next_gap(queue: list[float], gap: int, similarity: float, queue_size: int, c
 class AdaptiveProjector(GaLoreProjector):
     """GaLore projector with an INT4 projection matrix and an adaptive refresh gap."""
 
-    def __init__(self, rank, update_proj_gap=200, scale=1.0, proj_bits=4, proj_group_size=256,
-                 adaptive=True, cos_threshold=0.4, gamma_proj=2.0, queue_size=5):
+    def __init__(
+        self,
+        rank,
+        update_proj_gap=200,
+        scale=1.0,
+        proj_bits=4,
+        proj_group_size=256,
+        adaptive=True,
+        cos_threshold=0.4,
+        gamma_proj=2.0,
+        queue_size=5,
+    ):
         super().__init__(rank, update_proj_gap, scale)
         self.proj_bits = proj_bits
         self.proj_group_size = proj_group_size
@@ -140,7 +150,9 @@ class QLinear(nn.Module):
         self.grad_w = None
 
     def qtensor(self) -> quant.QTensor:
-        return quant.QTensor(self.qweight.view(-1), self.scales, self.zeros, (self.out_features, self.in_features), self.bits, self.group_size)
+        return quant.QTensor(
+            self.qweight.view(-1), self.scales, self.zeros, (self.out_features, self.in_features), self.bits, self.group_size
+        )
 
     def dequantize(self, dtype=torch.float32) -> torch.Tensor:
         return quant.dequantize(self.qtensor(), dtype)

@@ -76,8 +76,14 @@ def scales_zeros(g: torch.Tensor, bits: int) -> tuple[torch.Tensor, torch.Tensor
     return s, z
 
 
-def quantize(w: torch.Tensor, bits: int = 8, group_size: int = 256, stochastic: bool = False,
-             generator: torch.Generator | None = None, pack: bool | None = None) -> QTensor:
+def quantize(
+    w: torch.Tensor,
+    bits: int = 8,
+    group_size: int = 256,
+    stochastic: bool = False,
+    generator: torch.Generator | None = None,
+    pack: bool | None = None,
+) -> QTensor:
     """Quantise ``w`` group-wise; stochastic rounding when ``stochastic`` (seeded by ``generator``)."""
     _check_bits(bits)
     if not torch.isfinite(w).all():

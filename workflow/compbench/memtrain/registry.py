@@ -68,7 +68,11 @@ def set_trainable(model: nn.Module, train_embeddings: bool) -> None:
 def plain_groups(params, weight_decay: float) -> list[dict]:
     """AdamW groups as the spine's recipe makes them: decay on matrices, none on vectors."""
     params = [p for p in params if p.requires_grad and p.numel()]
-    return [g for g in (
-        {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
-        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
-    ) if g["params"]]
+    return [
+        g
+        for g in (
+            {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+        )
+        if g["params"]
+    ]

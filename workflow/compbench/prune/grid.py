@@ -77,6 +77,11 @@ def variants(config: dict, model: str) -> dict[str, str]:
 def targets(config: dict) -> list[str]:
     out = []
     for m in config["models"]:
-        out += [f"{RESULTS}/tables/pruning-{m}.csv", f"{RESULTS}/figures/pruning-{m}.png", f"{RESULTS}/figures/allocation-{m}.png",
-                f"{RESULTS}/figures/pruning-paper-table-{m}.png", f"{RESULTS}/figures/alpha-sweep-{m}.png"]
+        out += [
+            f"{RESULTS}/tables/pruning-{m}.csv",
+            f"{RESULTS}/figures/pruning-{m}.png",
+            f"{RESULTS}/figures/allocation-{m}.png",
+            f"{RESULTS}/figures/pruning-paper-table-{m}.png",
+            f"{RESULTS}/figures/alpha-sweep-{m}.png",
+        ]
     return out

@@ -14,8 +14,8 @@ def prune_model(model, method: str, ratios: dict[int, float] | None, nm: tuple[i
     """Prune every decoder linear in place. ``ratios``: block -> sparsity (from
     an allocation); ``nm``: an N:M pattern instead. Returns (masks, changed):
     keep-masks per linear, and the updated weights of methods that change values."""
-    from compbench.calibration import sequential
     from compbench.blocks import linear_modules
+    from compbench.calibration import sequential
 
     meth = PRUNERS.get(method)
     masks, changed = {}, {}
@@ -44,5 +44,3 @@ def prune_model(model, method: str, ratios: dict[int, float] | None, nm: tuple[i
         for b, linears in by_block.items():
             prune_block(b, linears, {})
     return masks, changed
-
-

@@ -8,8 +8,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from compbench.artifacts import atomic_path  # noqa: E402
-
 
 def _grid(table: pd.DataFrame) -> pd.DataFrame:
     """The main pruning grid: without the epsilon-sweep variants (allocation `<rule>-eps<e>`)."""
@@ -77,12 +75,16 @@ def pruning_paper_table(table: pd.DataFrame, anchors: dict, title: str):
     paper = [anchors.get(f"{m}/{a}", "") for m, a in t.index]
     fig, ax = plt.subplots(figsize=(2.5 + 1.1 * (len(cols) + 1), 0.8 + 0.3 * len(t)))
     ax.axis("off")
-    tab = ax.table(cellText=[c + [str(p)] for c, p in zip(cells, paper)], rowLabels=labels,
-                   colLabels=cols + ["paper, LLaMA-7B @0.7"], loc="center")
+    tab = ax.table(
+        cellText=[c + [str(p)] for c, p in zip(cells, paper)], rowLabels=labels, colLabels=cols + ["paper, LLaMA-7B @0.7"], loc="center"
+    )
     tab.auto_set_font_size(False)
     tab.set_fontsize(8)
     dense = table[(table.method == "dense") & (table.dataset == ds)]["perplexity"]
-    ax.set_title(f"{title}: perplexity ({ds}); dense {dense.iloc[0]:.1f} (paper dense {anchors.get('dense', '?')})" if len(dense) else title, fontsize=9)
+    ax.set_title(
+        f"{title}: perplexity ({ds}); dense {dense.iloc[0]:.1f} (paper dense {anchors.get('dense', '?')})" if len(dense) else title,
+        fontsize=9,
+    )
     return fig
 
 

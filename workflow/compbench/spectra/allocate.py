@@ -182,7 +182,9 @@ def allocate(
     hyper = dict(hyper or {})
     unknown = sorted(set(hyper) - set(allowed))
     if unknown:
-        raise ValueError(f"allocation rule {name!r} has no hyperparameter {', '.join(map(repr, unknown))}; allowed: {', '.join(allowed) or '(none)'}")
+        raise ValueError(
+            f"allocation rule {name!r} has no hyperparameter {', '.join(map(repr, unknown))}; allowed: {', '.join(allowed) or '(none)'}"
+        )
     used = {**allowed, **hyper}
     raw = np.asarray(fn(target, p, dict(metrics or {}), **hyper), dtype=np.float64)
     info = {
@@ -203,7 +205,9 @@ def allocate(
         return raw, info
     where = ", ".join(f"block {i}: {raw[i]:.4f}" for i in out_of_range)
     if on_overflow == "refuse":
-        raise ValueError(f"allocation {name!r} at target {target} gives ratios outside [0, {max_ratio}] ({where}); use on_overflow='clip' or a smaller epsilon/lambda")
+        raise ValueError(
+            f"allocation {name!r} at target {target} gives ratios outside [0, {max_ratio}] ({where}); use on_overflow='clip' or a smaller epsilon/lambda"
+        )
     ratios = clip_renormalise(raw, p, target, max_ratio)
     info.update(
         clipped=True,

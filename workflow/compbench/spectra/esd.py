@@ -50,6 +50,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from compbench.blocks import linear_modules
 from compbench.registry import Registry
 
 log = logging.getLogger("compbench.spectra.esd")
@@ -280,7 +281,15 @@ def analyse(
             fit = fit_power_law(lam_dev, r)
             if fit["reason"]:
                 log.warning("%s: rule %s: %s", name, r, fit["reason"])
-            row.update({f"alpha_{r}": fit["alpha"], f"xmin_{r}": fit["xmin"], f"D_{r}": fit["D"], f"tail_{r}": fit["tail_size"], f"reason_{r}": fit["reason"]})
+            row.update(
+                {
+                    f"alpha_{r}": fit["alpha"],
+                    f"xmin_{r}": fit["xmin"],
+                    f"D_{r}": fit["D"],
+                    f"tail_{r}": fit["tail_size"],
+                    f"reason_{r}": fit["reason"],
+                }
+            )
         rows.append(row)
     return pd.DataFrame(rows), {name: lam for (_, name, _), lam in zip(mods, eigs)}
 
@@ -308,7 +317,9 @@ def block_metric(per_matrix: pd.DataFrame, rule: str, mapping: str = "block_wise
 def block_table(per_matrix: pd.DataFrame, rules) -> pd.DataFrame:
     """One row per block: block, params (weights in its linears), n_matrices, alpha_<rule>."""
     g = per_matrix.groupby("block", sort=True)
-    out = pd.DataFrame({"block": sorted(per_matrix["block"].unique()), "params": g["params"].sum().to_numpy(), "n_matrices": g.size().to_numpy()})
+    out = pd.DataFrame(
+        {"block": sorted(per_matrix["block"].unique()), "params": g["params"].sum().to_numpy(), "n_matrices": g.size().to_numpy()}
+    )
     for r in rules:
         out[f"alpha_{r}"] = block_metric(per_matrix, r)
     return out

@@ -67,7 +67,9 @@ def esd_examples(matrices: pd.DataFrame, eigs: dict, names: list[str], rules, de
                 continue
             x = lam[lam >= xmin]
             style = RULE_STYLE.get(r, {})
-            bot.loglog(x, tail / n * (x / xmin) ** (1 - a), color=style.get("color"), ls=style.get("ls", "-"), lw=1.4, label=f"{r}: alpha={a:.2f}")
+            bot.loglog(
+                x, tail / n * (x / xmin) ** (1 - a), color=style.get("color"), ls=style.get("ls", "-"), lw=1.4, label=f"{r}: alpha={a:.2f}"
+            )
             if r == default_rule:
                 bot.axvline(xmin, color=style.get("color"), lw=0.8, ls=":")
         bot.set_xlabel("eigenvalue λ")

@@ -108,9 +108,7 @@ def split_voices(all_voices: list[str], held_out: dict, seed: int) -> dict[str, 
     """Disjoint voice sets per split: ``held_out`` = {dev: n, test: n}; the rest train."""
     n_dev, n_test = int(held_out.get("dev", 0)), int(held_out.get("test", 0))
     if n_dev + n_test >= len(all_voices):
-        raise ValueError(
-            f"speech.corpus.held_out_voices dev={n_dev} + test={n_test} leaves no training voice out of {len(all_voices)}"
-        )
+        raise ValueError(f"speech.corpus.held_out_voices dev={n_dev} + test={n_test} leaves no training voice out of {len(all_voices)}")
     rng = random.Random(seed)
     order = sorted(all_voices)
     rng.shuffle(order)
@@ -206,8 +204,16 @@ def librispeech(spec: dict, out_dir: Path, log=None) -> pd.DataFrame:
                 audio = resample(audio, sr, sr_out)
                 path = wav_dir / f"{uid}.wav"
                 write_wav(path, audio, sr_out)
-                rows.append({"id": uid, "split": split, "path": str(path.relative_to(out_dir)), "seconds": round(len(audio) / sr_out, 4),
-                             "text": text.lower(), "voice": str(speaker)})
+                rows.append(
+                    {
+                        "id": uid,
+                        "split": split,
+                        "path": str(path.relative_to(out_dir)),
+                        "seconds": round(len(audio) / sr_out, 4),
+                        "text": text.lower(),
+                        "voice": str(speaker),
+                    }
+                )
     if not rows:
         raise FileNotFoundError(f"speech.corpus: no LibriSpeech utterances found for splits {spec['splits']}")
     return pd.DataFrame(rows)

@@ -21,21 +21,42 @@ def runs(sp: dict) -> dict[str, dict]:
         for s in lr["settings"]:
             name = s["name"]
             for init in ["svd"] + (["random"] if name in lr.get("random_init", []) else []):
-                out[f"lrsms-{name}-{init}"] = {"variant": "lrsms", "setting": name, "attn": list(s["attn"]), "ff": list(s["ff"]),
-                                               "min_rank": lr["min_rank"], "init": init}
+                out[f"lrsms-{name}-{init}"] = {
+                    "variant": "lrsms",
+                    "setting": name,
+                    "attn": list(s["attn"]),
+                    "ff": list(s["ff"]),
+                    "min_rank": lr["min_rank"],
+                    "init": init,
+                }
     d = v.get("ddp")
     if d:
         for g in d["granularities"]:
             for f in d["fractions"]:
-                out[f"ddp-{g}-{f}"] = {"variant": "ddp", "granularity": g, "fraction": float(f), "rule": d["rule"],
-                                       "epsilon": d["epsilon"], "max_skip": d["max_skip"], "every_epochs": d["every_epochs"],
-                                       "warmup_epochs": d["warmup_epochs"], "rescore": d["rescore"], "segment_s": d["segment_s"],
-                                       "seed": sp["train"]["seed"]}
+                out[f"ddp-{g}-{f}"] = {
+                    "variant": "ddp",
+                    "granularity": g,
+                    "fraction": float(f),
+                    "rule": d["rule"],
+                    "epsilon": d["epsilon"],
+                    "max_skip": d["max_skip"],
+                    "every_epochs": d["every_epochs"],
+                    "warmup_epochs": d["warmup_epochs"],
+                    "rescore": d["rescore"],
+                    "segment_s": d["segment_s"],
+                    "seed": sp["train"]["seed"],
+                }
     m = v.get("msrs")
     if m:
         for mode in m["modes"]:
-            out[f"msrs-{mode}"] = {"variant": "msrs", "mode": mode, **{k: m[k] for k in
-                                   ("temperature", "init_density", "lam", "score_lr", "check_every", "flip_threshold", "patience", "min_steps")}}
+            out[f"msrs-{mode}"] = {
+                "variant": "msrs",
+                "mode": mode,
+                **{
+                    k: m[k]
+                    for k in ("temperature", "init_density", "lam", "score_lr", "check_every", "flip_threshold", "patience", "min_steps")
+                },
+            }
     return out
 
 

@@ -70,14 +70,30 @@ class Subsample(nn.Module):
 
 
 class ConformerCTC(nn.Module):
-    def __init__(self, n_mels: int, vocab_size: int, d_model: int, num_heads: int, ffn_dim: int, num_layers: int,
-                 conv_kernel: int, subsample_channels: int, dropout: float):
+    def __init__(
+        self,
+        n_mels: int,
+        vocab_size: int,
+        d_model: int,
+        num_heads: int,
+        ffn_dim: int,
+        num_layers: int,
+        conv_kernel: int,
+        subsample_channels: int,
+        dropout: float,
+    ):
         super().__init__()
         from torchaudio.models import Conformer
 
         self.subsample = Subsample(n_mels, subsample_channels, d_model)
-        self.encoder = Conformer(input_dim=d_model, num_heads=num_heads, ffn_dim=ffn_dim, num_layers=num_layers,
-                                 depthwise_conv_kernel_size=conv_kernel, dropout=dropout)
+        self.encoder = Conformer(
+            input_dim=d_model,
+            num_heads=num_heads,
+            ffn_dim=ffn_dim,
+            num_layers=num_layers,
+            depthwise_conv_kernel_size=conv_kernel,
+            dropout=dropout,
+        )
         for layer in self.encoder.conformer_layers:
             layer.self_attn = SelfAttention.from_mha(layer.self_attn)
         self.head = nn.Linear(d_model, vocab_size)
@@ -90,9 +106,17 @@ class ConformerCTC(nn.Module):
 
 
 def build(spec: dict, n_mels: int, vocab_size: int) -> ConformerCTC:
-    return ConformerCTC(n_mels=n_mels, vocab_size=vocab_size, d_model=spec["d_model"], num_heads=spec["num_heads"],
-                        ffn_dim=spec["ffn_dim"], num_layers=spec["num_layers"], conv_kernel=spec["conv_kernel"],
-                        subsample_channels=spec["subsample_channels"], dropout=spec["dropout"])
+    return ConformerCTC(
+        n_mels=n_mels,
+        vocab_size=vocab_size,
+        d_model=spec["d_model"],
+        num_heads=spec["num_heads"],
+        ffn_dim=spec["ffn_dim"],
+        num_layers=spec["num_layers"],
+        conv_kernel=spec["conv_kernel"],
+        subsample_channels=spec["subsample_channels"],
+        dropout=spec["dropout"],
+    )
 
 
 def target_linears(model: ConformerCTC) -> dict[str, tuple]:

@@ -20,7 +20,8 @@ import torch
 import torch.nn.functional as F
 
 from compbench.registry import Registry
-from compbench.speech import ddp, features, lowrank, model as M, msrs
+from compbench.speech import ddp, features, lowrank, msrs
+from compbench.speech import model as M
 
 VARIANTS: Registry = Registry("speech training variant")
 LOG = logging.getLogger("compbench.speech")
@@ -126,8 +127,9 @@ class DDP(Variant):
             raise ValueError(f"speech.variants.ddp.granularity={self.run['granularity']!r}; allowed: utterance, segment")
         self.item_of = {(u, a): i for i, (u, a, b) in enumerate(self.items)}
         self.scores = np.full(len(self.items), np.nan)
-        self.selector = ddp.Selector(len(self.items), self.run["fraction"], self.run["rule"], self.run["epsilon"],
-                                     self.run["max_skip"], self.run["seed"])
+        self.selector = ddp.Selector(
+            len(self.items), self.run["fraction"], self.run["rule"], self.run["epsilon"], self.run["max_skip"], self.run["seed"]
+        )
 
     def examples(self, epoch, data, train_idx):
         if self.selector is None:
@@ -313,17 +315,29 @@ def train(run: dict, sp: dict, data: Data, device, log=LOG) -> dict:
             variant.observe(batch, per, lp, ol)
             audio_s += float(lens.sum()) * data.hop_s
             step += 1
-            row = {"step": step, "epoch": epoch, "loss": loss.item(), "lr": lr, "audio_s": audio_s,
-                   "wall_s": time.perf_counter() - t0}
+            row = {"step": step, "epoch": epoch, "loss": loss.item(), "lr": lr, "audio_s": audio_s, "wall_s": time.perf_counter() - t0}
             if extra is not None:
                 row["regulariser"] = extra.item()
             variant.after_step(step, net, row)
             rows.append(row)
-        log.info("epoch %d: %d examples, %d steps, loss %.3f, %.1f s", epoch, len(ex), nb, np.mean([r["loss"] for r in rows[-nb:]]) if nb else float("nan"), time.perf_counter() - t0)
+        log.info(
+            "epoch %d: %d examples, %d steps, loss %.3f, %.1f s",
+            epoch,
+            len(ex),
+            nb,
+            np.mean([r["loss"] for r in rows[-nb:]]) if nb else float("nan"),
+            time.perf_counter() - t0,
+        )
     train_s = time.perf_counter() - t0
-    metrics = {"params": params_total, "params_effective": variant.effective_params(net), "train_s": round(train_s, 3),
-               "audio_s": round(audio_s, 2), "rescore_audio_s": round(rescore_s, 2), "steps": step,
-               "full_epoch_audio_s": round(sum(len(data.feats[u]) for u in train_idx) * data.hop_s, 2)}
+    metrics = {
+        "params": params_total,
+        "params_effective": variant.effective_params(net),
+        "train_s": round(train_s, 3),
+        "audio_s": round(audio_s, 2),
+        "rescore_audio_s": round(rescore_s, 2),
+        "steps": step,
+        "full_epoch_audio_s": round(sum(len(data.feats[u]) for u in train_idx) * data.hop_s, 2),
+    }
     hyps = {}
     for split in ("dev", "test"):
         idx = data.index(split)

@@ -87,7 +87,9 @@ def build(arch: dict) -> nn.Module:
     except ImportError as e:
         raise ImportError(f"model kind {kind!r} needs torchvision, which compbench does not pin; pip install torchvision") from e
     if not hasattr(tvm, kind):
-        raise ValueError(f"unknown model kind {kind!r}; allowed: small_resnet or a torchvision.models name (resnet18, resnet50, vgg16_bn, ...)")
+        raise ValueError(
+            f"unknown model kind {kind!r}; allowed: small_resnet or a torchvision.models name (resnet18, resnet50, vgg16_bn, ...)"
+        )
     if not arch.get("weights"):
         return getattr(tvm, kind)(num_classes=arch["n_classes"])
     # ImageNet weights (torchvision's own download), then a fresh head for n_classes

@@ -49,8 +49,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from compbench.vision import channels as C
 from compbench.registry import Registry
+from compbench.vision import channels as C
 
 METHODS: Registry = Registry("channel-sparsity method")
 
@@ -183,7 +183,7 @@ def train_hypernet(model, x, y, input_shape, target: float, cfg: dict, prompt: b
     wf = [f.to(device) for f in weight_features(model)]
     lf = layer_features(model, flops).to(device)
     P = Prompt(input_shape, cfg["prompt_pad"], learn=prompt).to(device)
-    H = HyperNet(cfg["hidden"], cfg["k_min"], init_keep=target ** 0.5).to(device)
+    H = HyperNet(cfg["hidden"], cfg["k_min"], init_keep=target**0.5).to(device)
     params = list(H.parameters()) + ([P.pixels] if prompt else [])
     opt = torch.optim.Adam(params, lr=cfg["lr"])
     plr = cfg["prompt_lr"]
@@ -211,8 +211,14 @@ def train_hypernet(model, x, y, input_shape, target: float, cfg: dict, prompt: b
         opt.step()
         hist.append({"step": step, "ce": float(ce.detach()), "flops_ratio": float(ratio.detach()), "loss": float(loss.detach())})
         if log and (step % max(1, steps // 5) == 0 or step == steps - 1):
-            log.info("hypernet step %d: ce %.4f flops %.3f (target %.3f) keep %s", step, hist[-1]["ce"], hist[-1]["flops_ratio"], target,
-                     [round(float(k), 3) for k in keep.detach()])
+            log.info(
+                "hypernet step %d: ce %.4f flops %.3f (target %.3f) keep %s",
+                step,
+                hist[-1]["ce"],
+                hist[-1]["flops_ratio"],
+                target,
+                [round(float(k), 3) for k in keep.detach()],
+            )
     with torch.no_grad():
         xp = P(x[: cfg["batch_size"]].to(device))
         feats = [torch.cat([w, a], 1) for w, a in zip(wf, activation_features(model, xp))]

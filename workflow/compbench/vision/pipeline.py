@@ -16,9 +16,9 @@ from pathlib import Path
 
 import torch
 
+from compbench.artifacts import atomic_path, load_tensors, read_json, save_tensors, write_json
 from compbench.vision import channels as C
 from compbench.vision import images
-from compbench.artifacts import atomic_path, load_tensors, read_json, save_tensors, write_json
 
 
 def make_data(spec: dict) -> dict:
@@ -100,7 +100,9 @@ def prune_and_finetune(cfg: dict, method: str, target: float, dense, data: dict,
     pruned = C.prune(dense, keep)
     acc0 = C.accuracy(pruned, data["x_test"], data["y_test"])
     ft = cfg["finetune"]
-    losses = C.train(pruned, data["x_train"], data["y_train"], ft["epochs"], ft["lr"], ft["batch_size"], cfg["seed"], log, desc=f"finetune {method}")
+    losses = C.train(
+        pruned, data["x_train"], data["y_train"], ft["epochs"], ft["lr"], ft["batch_size"], cfg["seed"], log, desc=f"finetune {method}"
+    )
     rec = measure(pruned, data, shape, cfg["latency"], device)
     rec["accuracy_before_finetune"] = acc0
     rec["kept"] = json.dumps([len(k) for k in keep])

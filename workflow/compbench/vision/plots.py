@@ -52,12 +52,16 @@ def pass_channels(t: pd.DataFrame):
         for j, (_, r) in enumerate(g.sort_values("method").iterrows()):
             kept, widths = json.loads(r["kept"]), json.loads(r["widths"])
             x = np.arange(len(kept))
-            ax.bar(x + (j - (len(methods) - 1) / 2) * 0.8 / len(methods), np.array(kept) / np.array(widths), 0.8 / len(methods),
-                   color=STYLE.get(r["method"], ("C3",))[0], label=r["method"])
+            ax.bar(
+                x + (j - (len(methods) - 1) / 2) * 0.8 / len(methods),
+                np.array(kept) / np.array(widths),
+                0.8 / len(methods),
+                color=STYLE.get(r["method"], ("C3",))[0],
+                label=r["method"],
+            )
         ax.set_xlabel("prunable unit (forward order)")
         ax.set_ylabel("kept fraction of channels")
         ax.set_title(f"MACs budget {tg:g} x dense")
         ax.set_ylim(0, 1.05)
     axes[0][0].legend()
     return fig
-

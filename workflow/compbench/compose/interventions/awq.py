@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import torch
 
-from compbench.compose.interventions.registry import register
 from compbench.compose import quantize as Q
+from compbench.compose.interventions.registry import register
 
 
 def awq_matrix(W: torch.Tensor, X: torch.Tensor, bits: int, group_size: int, grid: int = 20, sym: bool = False):
@@ -39,8 +39,8 @@ def awq_matrix(W: torch.Tensor, X: torch.Tensor, bits: int, group_size: int, gri
 
 @register("awq", "compress", needs_calibration=True)
 def awq(model, ctx, bits: int = 4, group_size: int = 128, grid: int = 20, max_tokens: int = 4096) -> dict:
-    from compbench.calibration import _block_out, capture_block_inputs
     from compbench.blocks import decoder_blocks, linear_modules
+    from compbench.calibration import _block_out, capture_block_inputs
 
     blocks = decoder_blocks(model)
     names: dict = {}
@@ -51,8 +51,10 @@ def awq(model, ctx, bits: int = 4, group_size: int = 128, grid: int = 20, max_to
     with torch.no_grad():
         for b, block in enumerate(blocks):
             inputs: dict = {n: [] for n in names.get(b, {})}
-            hooks = [m.register_forward_hook(lambda mod, inp, out, n=n: inputs[n].append(inp[0].reshape(-1, inp[0].shape[-1])))
-                     for n, m in names.get(b, {}).items()]
+            hooks = [
+                m.register_forward_hook(lambda mod, inp, out, n=n: inputs[n].append(inp[0].reshape(-1, inp[0].shape[-1])))
+                for n, m in names.get(b, {}).items()
+            ]
             try:
                 for x in xs:
                     block(x, **kw)
@@ -64,5 +66,9 @@ def awq(model, ctx, bits: int = 4, group_size: int = 128, grid: int = 20, max_to
                 Wq, alphas[n] = awq_matrix(m.weight.data, X, bits, group_size, grid)
                 m.weight.data.copy_(Wq.to(m.weight.dtype))
             xs = [_block_out(block(x, **kw)) for x in xs]
-    return {"bits": bits, "group_size": group_size, "avg_bits": Q.avg_bits(bits, group_size),
-            "mean_alpha": sum(alphas.values()) / len(alphas)}
+    return {
+        "bits": bits,
+        "group_size": group_size,
+        "avg_bits": Q.avg_bits(bits, group_size),
+        "mean_alpha": sum(alphas.values()) / len(alphas),
+    }

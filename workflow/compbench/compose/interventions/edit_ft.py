@@ -39,8 +39,8 @@ def edit_batch(ctx):
 
 def train_edit(model, ctx, params: list[torch.nn.Parameter], steps: int, lr: float, after_step=None) -> dict:
     """Adam on the edit loss over ``params`` only (every other parameter frozen)."""
-    from compbench.compose.metrics import target_nll
     from compbench.compose.interventions.training import train_params
+    from compbench.compose.metrics import target_nll
 
     ids, att, labels = edit_batch(ctx)
 
@@ -53,8 +53,9 @@ def train_edit(model, ctx, params: list[torch.nn.Parameter], steps: int, lr: flo
 
 
 @register("ft", "edit")
-def ft(model, ctx, layers: list[int] | None = None, steps: int = 40, lr: float = 5e-3, norm_constraint: float | None = 5e-3,
-       seed: int = 0) -> dict:
+def ft(
+    model, ctx, layers: list[int] | None = None, steps: int = 40, lr: float = 5e-3, norm_constraint: float | None = 5e-3, seed: int = 0
+) -> dict:
     torch.manual_seed(seed)
     ls = band(model, layers)
     weights = [model.model.layers[l].mlp.down_proj.weight for l in ls]

@@ -7,13 +7,22 @@ from __future__ import annotations
 
 import torch
 
-from compbench.compose.interventions.registry import register
 from compbench.compose.interventions.edit_ft import band, train_edit
+from compbench.compose.interventions.registry import register
 
 
 @register("lora", "edit")
-def lora(model, ctx, layers: list[int] | None = None, r: int = 8, alpha: int = 16, steps: int = 40, lr: float = 5e-3,
-         target: str = "down_proj", seed: int = 0) -> dict:
+def lora(
+    model,
+    ctx,
+    layers: list[int] | None = None,
+    r: int = 8,
+    alpha: int = 16,
+    steps: int = 40,
+    lr: float = 5e-3,
+    target: str = "down_proj",
+    seed: int = 0,
+) -> dict:
     from peft import LoraConfig, get_peft_model
 
     torch.manual_seed(seed)

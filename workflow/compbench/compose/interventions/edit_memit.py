@@ -21,8 +21,8 @@ from pathlib import Path
 
 import torch
 
-from compbench.compose.interventions.registry import register
 from compbench.compose.interventions.edit_ft import band
+from compbench.compose.interventions.registry import register
 
 
 def _positions(ctx):
@@ -40,11 +40,13 @@ def key_covariance(model, ids: torch.Tensor, layers: list[int], device, batch_si
     sums, count = {}, [0]
     hooks = []
     for l in layers:
+
         def hook(mod, inp, out, l=l):
             k = inp[0].reshape(-1, inp[0].shape[-1]).double()
             sums[l] = sums.get(l, 0) + k.T @ k
             if l == layers[0]:
                 count[0] += k.shape[0]
+
         hooks.append(model.model.layers[l].mlp.down_proj.register_forward_hook(hook))
     try:
         for i in range(0, ids.shape[0], batch_size):
@@ -110,8 +112,18 @@ def _target_vectors(model, ids, att, labels, pos, last: int, v_steps: int, v_lr:
 
 
 @register("memit", "edit", needs_calibration=True)
-def memit(model, ctx, layers: list[int] | None = None, v_steps: int = 25, v_lr: float = 0.5, v_weight_decay: float = 1e-3,
-          clamp_norm: float = 4.0, mom2_weight: float = 1000.0, n_stats: int = 32, seed: int = 0) -> dict:
+def memit(
+    model,
+    ctx,
+    layers: list[int] | None = None,
+    v_steps: int = 25,
+    v_lr: float = 0.5,
+    v_weight_decay: float = 1e-3,
+    clamp_norm: float = 4.0,
+    mom2_weight: float = 1000.0,
+    n_stats: int = 32,
+    seed: int = 0,
+) -> dict:
     torch.manual_seed(seed)
     ls = band(model, layers)
     C = cached_covariance(model, ctx, ls, n_stats)

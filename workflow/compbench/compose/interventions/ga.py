@@ -15,8 +15,17 @@ from compbench.compose.interventions.unlearn_common import batches, lm_nll, mean
 
 
 @register("ga", "unlearn")
-def ga(model, ctx, steps: int = 30, lr: float = 1e-4, batch_size: int = 16, seq_len: int = 64, max_loss: float | None = 15.0,
-       layers: list[int] | None = None, seed: int = 0) -> dict:
+def ga(
+    model,
+    ctx,
+    steps: int = 30,
+    lr: float = 1e-4,
+    batch_size: int = 16,
+    seq_len: int = 64,
+    max_loss: float | None = 15.0,
+    layers: list[int] | None = None,
+    seed: int = 0,
+) -> dict:
     torch.manual_seed(seed)
     dev, tok = ctx.device, ctx.tokenizer
     before = mean_nll(model, tok, ctx.data.forget_texts, dev, seq_len)
@@ -27,6 +36,7 @@ def ga(model, ctx, steps: int = 30, lr: float = 1e-4, batch_size: int = 16, seq_
         nll = lm_nll(model, ids.to(dev), att.to(dev))
         return -nll, {"forget_nll_batch": nll.detach()}
 
-    info = train_params(model, params_of(model, layers), steps, lr, loss_fn,
-                 stop=(lambda i: i["forget_nll_batch"] > max_loss) if max_loss else None)
+    info = train_params(
+        model, params_of(model, layers), steps, lr, loss_fn, stop=(lambda i: i["forget_nll_batch"] > max_loss) if max_loss else None
+    )
     return {**info, "forget_nll_before": before, "forget_nll_after": mean_nll(model, tok, ctx.data.forget_texts, dev, seq_len)}

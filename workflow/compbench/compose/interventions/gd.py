@@ -15,8 +15,18 @@ from compbench.compose.interventions.unlearn_common import batches, lm_nll, mean
 
 
 @register("gd", "unlearn")
-def gd(model, ctx, steps: int = 30, lr: float = 1e-4, batch_size: int = 16, seq_len: int = 64, retain_weight: float = 1.0,
-       max_loss: float | None = 15.0, layers: list[int] | None = None, seed: int = 0) -> dict:
+def gd(
+    model,
+    ctx,
+    steps: int = 30,
+    lr: float = 1e-4,
+    batch_size: int = 16,
+    seq_len: int = 64,
+    retain_weight: float = 1.0,
+    max_loss: float | None = 15.0,
+    layers: list[int] | None = None,
+    seed: int = 0,
+) -> dict:
     torch.manual_seed(seed)
     dev, tok = ctx.device, ctx.tokenizer
     before = mean_nll(model, tok, ctx.data.forget_texts, dev, seq_len)
@@ -30,6 +40,7 @@ def gd(model, ctx, steps: int = 30, lr: float = 1e-4, batch_size: int = 16, seq_
         r = lm_nll(model, r_ids.to(dev), r_att.to(dev))
         return -f + retain_weight * r, {"forget_nll_batch": f.detach(), "retain_nll_batch": r.detach()}
 
-    info = train_params(model, params_of(model, layers), steps, lr, loss_fn,
-                 stop=(lambda i: i["forget_nll_batch"] > max_loss) if max_loss else None)
+    info = train_params(
+        model, params_of(model, layers), steps, lr, loss_fn, stop=(lambda i: i["forget_nll_batch"] > max_loss) if max_loss else None
+    )
     return {**info, "forget_nll_before": before, "forget_nll_after": mean_nll(model, tok, ctx.data.forget_texts, dev, seq_len)}

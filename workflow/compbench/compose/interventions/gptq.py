@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import torch
 
-from compbench.compose.interventions.registry import register
 from compbench.compose import quantize as Q
+from compbench.compose.interventions.registry import register
 
 BLOCKSIZE = 128
 

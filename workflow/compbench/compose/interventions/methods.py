@@ -6,14 +6,25 @@ when its module is imported; importing this module loads them all.
 
 from __future__ import annotations
 
-from compbench.compose.interventions import awq  # noqa: F401
-from compbench.compose.interventions import edit_ft  # noqa: F401
-from compbench.compose.interventions import edit_lora  # noqa: F401
-from compbench.compose.interventions import edit_memit  # noqa: F401
-from compbench.compose.interventions import ga, gd  # noqa: F401
-from compbench.compose.interventions import gptq  # noqa: F401
-from compbench.compose.interventions import pruning  # noqa: F401
-from compbench.compose.interventions import rmu  # noqa: F401
+from compbench.compose.interventions import (  # noqa: F401
+    awq,  # noqa: F401
+    edit_ft,  # noqa: F401
+    edit_lora,  # noqa: F401
+    edit_memit,  # noqa: F401
+    ga,
+    gd,
+    gptq,  # noqa: F401
+    pruning,  # noqa: F401
+    rmu,  # noqa: F401
+)
 from compbench.compose.interventions.registry import (  # noqa: F401
-    CATEGORIES, Context, EditRequest, INTERVENTIONS, Intervention, MCQ, Probe, StudyData, register,
+    CATEGORIES,
+    INTERVENTIONS,
+    MCQ,
+    Context,
+    EditRequest,
+    Intervention,
+    Probe,
+    StudyData,
+    register,
 )

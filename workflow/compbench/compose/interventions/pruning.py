@@ -9,8 +9,8 @@ from compbench.compose.interventions.registry import register
 
 
 def _prune(method: str, model, ctx, sparsity: float) -> dict:
-    from compbench.prune.methods import Pattern, prune_model
     from compbench.blocks import decoder_blocks
+    from compbench.prune.methods import Pattern, prune_model
 
     Pattern(ratio=sparsity)  # validates the range, naming the bad value
     ratios = {b: float(sparsity) for b in range(len(decoder_blocks(model)))}

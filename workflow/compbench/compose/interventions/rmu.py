@@ -33,8 +33,19 @@ def _masked_mse(h, target, att):
 
 
 @register("rmu", "unlearn")
-def rmu(model, ctx, layer: int | None = None, update_layers: list[int] | None = None, steering_coeff: float | None = None,
-        alpha: float = 100.0, steps: int = 30, lr: float = 5e-4, batch_size: int = 16, seq_len: int = 64, seed: int = 0) -> dict:
+def rmu(
+    model,
+    ctx,
+    layer: int | None = None,
+    update_layers: list[int] | None = None,
+    steering_coeff: float | None = None,
+    alpha: float = 100.0,
+    steps: int = 30,
+    lr: float = 5e-4,
+    batch_size: int = 16,
+    seq_len: int = 64,
+    seed: int = 0,
+) -> dict:
     n = len(model.model.layers)
     layer = n // 2 if layer is None else layer
     if not 0 <= layer < n:

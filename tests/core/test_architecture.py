@@ -1,0 +1,201 @@
+"""The package's shape (docs/architecture.md): a small core plus one subpackage per
+research line, no import cycles, torch-free grids, method names from one source,
+code inputs derived from the import graph, one target rule per line."""
+
+import importlib
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from compbench import deps, lines
+from conftest import ROOT, copy_repo, snakemake
+
+PKG = ROOT / "workflow" / "compbench"
+CORE = {
+    "__init__", "artifacts", "blocks", "calibration", "calibration_catalogue", "calibration_data", "config", "corpus",
+    "deps", "device", "figures", "knowledge", "lines", "models", "perplexity", "pretrain", "provenance", "registry",
+    "runlog", "tasks", "tokenizer", "variants", "zeroshot",
+}  # fmt: skip
+
+
+def test_top_level_holds_only_core_modules_and_each_line_is_a_subpackage():
+    assert {p.stem for p in PKG.glob("*.py")} == CORE
+    subpackages = {p.parent.name for p in PKG.glob("*/__init__.py")}
+    assert subpackages == {line.package for line in lines.LINES.values()}
+    for line in lines.LINES.values():
+        for module in ("grid", "check"):
+            assert (PKG / line.package / f"{module}.py").exists(), f"{line.package}/{module}.py missing"
+        assert callable(line.grid.targets) and callable(line.module("check").check)
+
+
+def test_no_import_cycles():
+    assert deps.cycles() == []
+
+
+def test_the_cycle_detector_finds_a_cycle(monkeypatch):
+    g = dict(deps.graph())
+    g["compbench.registry"] = g["compbench.registry"] | {"compbench.variants"}  # variants imports registry
+    monkeypatch.setattr(deps, "graph", lambda: g)
+    assert ["compbench.registry", "compbench.variants"] in deps.cycles()
+
+
+def test_grids_checks_and_the_line_registry_import_without_torch():
+    mods = ["compbench.lines", "compbench.config", "compbench.deps"]
+    mods += [f"compbench.{line.package}.{m}" for line in lines.LINES.values() for m in ("grid", "check")]
+    code = (
+        "import sys\n"
+        + "".join(f"import {m}\n" for m in mods)
+        + "print(sorted(m for m in ('torch', 'numpy', 'pandas') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT / "workflow", check=True)
+    assert out.stdout.strip() == "[]"
+
+
+# Schema definitions (config/schema.yaml) -> the registry holding the same names.
+SCHEMA_REGISTRIES = {
+    "prune_method": ("compbench.prune.methods", "PRUNERS"),
+    "allocation_rule": ("compbench.spectra.allocate", "ALLOCATORS"),
+    "xmin_rule": ("compbench.spectra.esd", "XMIN_RULES"),
+    "lowrank_allocation": ("compbench.lowrank.compress", "ALLOCATIONS"),
+    "lowrank_finetune_mode": ("compbench.lowrank.finetune", "MODES"),
+    "lowrank_train_data": ("compbench.lowrank.finetune", "TRAIN_DATA"),
+    "training_variant": ("compbench.memtrain.methods", "VARIANTS"),
+    "memtrain_data": ("compbench.memtrain.data", "DATA"),
+    "pass_method": ("compbench.vision.pass_sparsity", "METHODS"),
+    "ddp_rule": ("compbench.speech.ddp", "SELECT"),
+    "speech_corpus_source": ("compbench.speech.corpora", "CORPORA"),
+    "perplexity_dataset": ("compbench.perplexity", "DATASETS"),
+    "corpus_source": ("compbench.corpus", "SOURCES"),
+    "compose_data_source": ("compbench.compose.data", "SOURCES"),
+}
+
+
+def _schema():
+    return yaml.safe_load((ROOT / "config" / "schema.yaml").read_text())
+
+
+@pytest.mark.parametrize("definition", sorted(SCHEMA_REGISTRIES))
+def test_schema_enum_equals_the_registry(definition):
+    module, name = SCHEMA_REGISTRIES[definition]
+    registry = getattr(importlib.import_module(module), name)
+    assert sorted(_schema()["definitions"][definition]["enum"]) == registry.names()
+
+
+def test_calibration_sources_agree_across_schema_catalogue_and_registries():
+    from compbench import calibration_catalogue, calibration_data
+
+    schema = sorted(_schema()["definitions"]["calibration_source"]["enum"])
+    assert schema == sorted(calibration_catalogue.CATALOGUE)
+    assert schema == sorted(set(calibration_data.SOURCES.names()) | set(calibration_data.EXAMPLES.names()))
+
+
+def test_every_method_enum_of_the_schema_is_a_shared_definition():
+    """Method lists name a definition (one place), never an inline copy of it."""
+    text = (ROOT / "config" / "schema.yaml").read_text()
+    definitions = _schema()["definitions"]
+    for definition in SCHEMA_REGISTRIES:
+        enum = definitions[definition]["enum"]
+        inline = f"enum: [{', '.join(enum)}]"
+        same = sum(d.get("enum") == enum for d in definitions.values())  # definitions that happen to share a list
+        assert text.count(inline) == same, f"{inline} is repeated instead of $ref: '#/definitions/{definition}'"
+
+
+# ---------------------------------------------------------------- code inputs
+
+
+def _rel(paths):
+    return {str(p).split("compbench/", 1)[1] for p in paths}
+
+
+def test_code_inputs_follow_the_import_graph():
+    prune = _rel(deps.script_code(ROOT / "workflow/scripts/prune.py"))
+    assert {"prune/wanda.py", "prune/sparsegpt.py", "prune/magnitude.py", "prune/masked.py", "calibration.py", "blocks.py"} <= prune
+    assert not any(p.startswith(("memtrain/", "spectra/", "lowrank/", "compose/")) for p in prune)
+    figure = _rel(deps.script_code(ROOT / "workflow/scripts/figure_spectra.py"))
+    assert "spectra/plots.py" in figure and "spectra/esd.py" in figure and "prune/wanda.py" not in figure
+    # a lazy import inside a function is a dependency too
+    assert "compbench.corpus" in deps.graph()["compbench.calibration_data"]
+
+
+def test_a_compose_run_depends_only_on_its_own_interventions():
+    skip = ["compbench.compose.interventions.methods"]  # the list that loads every intervention
+    rmu = _rel(deps.script_code(ROOT / "workflow/scripts/compose_run.py", skip=skip, extra=["compbench.compose.interventions.rmu"]))
+    assert "compose/pipeline.py" in rmu and "compose/interventions/registry.py" in rmu
+    assert "compose/interventions/rmu.py" in rmu and "compose/interventions/unlearn_common.py" in rmu
+    assert "compose/interventions/edit_memit.py" not in rmu and "compose/interventions/gptq.py" not in rmu
+
+
+def test_no_rule_lists_code_by_hand():
+    for smk in (ROOT / "rules").glob("*.smk"):
+        text = smk.read_text()
+        assert "pkg(" not in text, smk.name
+        for block in re.split(r"(?m)^rule ", text)[1:]:
+            if "script:" in block:
+                assert re.search(r"code=(code|variant_code)\(|code=lambda wc: code\(", block), (
+                    f"{smk.name}: rule {block.split(':')[0]} has no derived code input"
+                )
+
+
+# ---------------------------------------------------------------- lines and targets
+
+
+def _smoke_config():
+    from snakemake.utils import validate
+
+    cfg = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
+    validate(cfg, str(ROOT / "config" / "schema.yaml"), set_default=True)
+    return cfg
+
+
+def test_every_line_is_active_in_the_smoke_config_and_has_targets():
+    cfg = _smoke_config()
+    assert [line.name for line in lines.active(cfg)] == list(lines.LINES)
+    for name in lines.LINES:
+        assert lines.targets(cfg, name), name
+    assert set(lines.targets(cfg)) >= {t for name in lines.LINES for t in lines.targets(cfg, name)}
+
+
+def test_the_evaluation_covers_every_lines_variants():
+    """The memtrain variants are in perplexity.csv's inputs (they were not when rule
+    files registered providers by include order)."""
+    cfg = _smoke_config()
+    model = next(iter(cfg["models"]))
+    names = set(lines.variants(cfg, model))
+    assert {"dense", "train-lora"} <= names and any(n.startswith("prune-") for n in names) and any(n.startswith("lowrank-") for n in names)
+    assert any("/train-lora/" in p for p in lines.perplexity_outputs(cfg))
+    assert lines.variant_line(cfg, model, "train-lora").name == "memtrain"
+    assert lines.variant_line(cfg, model, "dense") is None
+
+
+def test_include_order_does_not_change_the_plan(tmp_path):
+    """Reversing the include order of the rule files plans the same jobs."""
+    (tmp_path / "a").mkdir()
+    wd = copy_repo(tmp_path / "a")
+    forward = snakemake(wd, "-n", "--configfile", "config/smoke.yaml", "--quiet", "rules").stdout
+    snakefile = wd / "Snakefile"
+    text = snakefile.read_text()
+    assert 'sorted(Path(workflow.basedir, "rules").glob("*.smk"))' in text
+    snakefile.write_text(
+        text.replace(
+            'sorted(Path(workflow.basedir, "rules").glob("*.smk"))', 'sorted(Path(workflow.basedir, "rules").glob("*.smk"), reverse=True)'
+        )
+    )
+    backward = snakemake(wd, "-n", "--configfile", "config/smoke.yaml", "--quiet", "rules").stdout
+
+    def stats(out):
+        table = out.split("Job stats:", 1)[1].split("total", 1)[0]
+        return dict(re.findall(r"^(\w+)\s+(\d+)\s*$", table, re.M))
+
+    assert stats(forward) == stats(backward) and int(stats(forward)["perplexity"]) > 0
+
+
+def test_ruff_is_clean():
+    ruff = shutil.which("ruff") or str(ROOT / ".venv" / "bin" / "ruff")
+    if not shutil.os.path.exists(ruff):
+        pytest.skip("ruff is not installed (requirements.txt pins it)")
+    out = subprocess.run([ruff, "check", "--no-cache", "workflow", "tests"], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stdout[-3000:]
