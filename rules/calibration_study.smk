@@ -6,11 +6,11 @@
 from compbench.calibration_study import grid as cstudy_grid
 
 
-rule lmeval_tasks:
+rule lm_eval_tasks:
     output:
         directory(f"{RESULTS}/lm_eval/tasks"),
     input:
-        code=code("lmeval_tasks"),
+        code=code("lm_eval_tasks"),
     params:
         tasks=lambda wc: cstudy_grid.generated_tasks(config["calibration_study"]),
         held_out=cfg("corpus", "tasks", default={}),
@@ -21,7 +21,7 @@ rule lmeval_tasks:
         mem_mb=1000,
         runtime=5,
     script:
-        "../workflow/scripts/lmeval_tasks.py"
+        "../workflow/scripts/lm_eval_tasks.py"
 
 
 rule prune_calibration:
@@ -80,7 +80,7 @@ rule zeroshot_table:
     output:
         report(f"{RESULTS}/tables/zeroshot.csv", caption="../workflow/report/zeroshot_table.rst", category="Calibration data"),
     input:
-        lambda wc: [f for m in config["models"] for f in cstudy_grid.lmeval_outputs(config, m)],
+        tables=lambda wc: [f for m in config["models"] for f in cstudy_grid.lm_eval_outputs(config, m)],
         code=code("concat_tables"),
     log:
         f"{RESULTS}/logs/zeroshot_table.log",
@@ -98,7 +98,7 @@ rule calibration_table:
         paper=report(f"{RESULTS}/tables/calibration-paper-{{model}}.csv", caption="../workflow/report/calibration_paper.rst", category="Calibration data"),
     input:
         records=lambda wc: [f"{RESULTS}/calibration_study/{wc.model}/{v}.csv" for v in cstudy_grid.variants(config, wc.model)],
-        zeroshot=lambda wc: cstudy_grid.lmeval_outputs(config, wc.model),
+        zeroshot=lambda wc: cstudy_grid.lm_eval_outputs(config, wc.model),
         perplexity=lambda wc: lines.perplexity_outputs(config, wc.model, ["dense", *cstudy_grid.variants(config, wc.model)]),
         code=code("calibration_table"),
     log:

@@ -35,7 +35,7 @@ rule perplexity_table:
             category="Evaluation",
         ),
     input:
-        lambda wc: lines.perplexity_outputs(config),
+        tables=lambda wc: lines.perplexity_outputs(config),
         code=code("concat_tables"),
     log:
         f"{RESULTS}/logs/perplexity_table.log",

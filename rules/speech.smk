@@ -5,10 +5,6 @@
 from compbench.speech import grid as speech_grid
 
 
-def speech_runs():
-    return speech_grid.runs(config["speech"]) if "speech" in config else {}
-
-
 SPEECH_WC = dict(corpus=alternation([config["speech"]["corpus"]["name"]] if "speech" in config else []))
 
 
@@ -69,10 +65,10 @@ rule speech_train:
         manifest=f"{RESULTS}/speech/{{corpus}}/manifest.csv",
         code=code("speech_train"),
     wildcard_constraints:
-        run=alternation(list(speech_runs())),
+        run=alternation(list(speech_grid.config_runs(config))),
         **SPEECH_WC,
     params:
-        run=lambda wc: canon(speech_runs()[wc.run]),
+        run=lambda wc: canon(speech_grid.config_runs(config)[wc.run]),
         recipe=lambda wc: {k: cfg("speech", k) for k in ("features", "model", "train", "units")},
         device=config["device"],
     log:
@@ -91,7 +87,7 @@ rule speech_table:
     output:
         report(f"{RESULTS}/tables/speech.csv", caption="../workflow/report/speech_table.rst", category="Speech"),
     input:
-        metrics=lambda wc: expand(f"{speech_grid.corpus_dir(config)}/runs/{{run}}/metrics.csv", run=list(speech_runs())),
+        tables=lambda wc: expand(f"{speech_grid.corpus_dir(config)}/runs/{{run}}/metrics.csv", run=list(speech_grid.config_runs(config))),
         code=code("concat_tables"),
     log:
         f"{RESULTS}/logs/speech/table.log",
@@ -110,7 +106,7 @@ rule figure_speech:
         msrs=report(f"{RESULTS}/figures/speech-msrs.png", caption="../workflow/report/speech_msrs.rst", category="Speech"),
     input:
         table=f"{RESULTS}/tables/speech.csv",
-        curves=lambda wc: expand(f"{speech_grid.corpus_dir(config)}/runs/{{run}}/curve.csv", run=[r for r in speech_runs() if r.startswith("msrs")]),
+        curves=lambda wc: expand(f"{speech_grid.corpus_dir(config)}/runs/{{run}}/curve.csv", run=[r for r in speech_grid.config_runs(config) if r.startswith("msrs")]),
         code=code("figure_speech"),
     log:
         f"{RESULTS}/logs/figures/speech.log",

@@ -12,6 +12,7 @@ import torch
 from compbench import calibration_data, corpus, tasks
 from compbench.calibration_catalogue import CATALOGUE, check, parse_format, parse_name, set_name
 from compbench.calibration_study import grid as study_grid
+from compbench.calibration_study import plots as calibration_plots
 from compbench.calibration_study import study as calibration_study
 from compbench.config import ConfigError
 from compbench.config import check as check_config
@@ -321,7 +322,7 @@ def test_study_table_and_heatmap(tmp_path):
     assert list(paper.method) == ["dense", "wanda"]
     assert paper[paper.method == "wanda"].cb_arith.iloc[0] == pytest.approx(45.0)
     assert paper[paper.method == "wanda"].ppl_tiny.iloc[0] == pytest.approx(45.0)
-    calibration_study.heatmap(t, tmp_path / "h.png")
+    calibration_plots.heatmap(t, tmp_path / "h.png")
     assert (tmp_path / "h.png").stat().st_size > 1000
 
 

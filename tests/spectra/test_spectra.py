@@ -224,7 +224,7 @@ def test_spectra_rules_on_smoke_config(tmp_path):
         "--configfile",
         "config/smoke.yaml",
         "--allowed-rules",
-        "spectra",
+        "esd",
         "figure_spectra",
         "--rerun-triggers",
         "mtime",

@@ -90,7 +90,7 @@ def variants(config: dict, model: str) -> dict[str, str]:
     return variant_dirs(config["calibration_study"], RESULTS, model)
 
 
-def lmeval_outputs(config: dict, model: str) -> list[str]:
+def lm_eval_outputs(config: dict, model: str) -> list[str]:
     return [f"{RESULTS}/eval/{model}/{v}/lm_eval.csv" for v in ["dense", *variants(config, model)]]
 
 

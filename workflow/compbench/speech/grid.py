@@ -60,6 +60,11 @@ def runs(sp: dict) -> dict[str, dict]:
     return out
 
 
+def config_runs(config: dict) -> dict[str, dict]:
+    """The runs of a whole config (none without a `speech` section)."""
+    return runs(config["speech"]) if "speech" in config else {}
+
+
 def corpus_dir(config: dict) -> str:
     from compbench.lines import RESULTS
 

@@ -1,4 +1,4 @@
-"""Rule lmeval_tasks: held-out items of the generated tasks as JSONL, and lm-eval task YAMLs over them."""
+"""Rule lm_eval_tasks: held-out items of the generated tasks as JSONL, and lm-eval task YAMLs over them."""
 
 from pathlib import Path
 
