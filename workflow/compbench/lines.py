@@ -74,6 +74,11 @@ def kind_module(kind: str) -> str | None:
     return None
 
 
+def per_model(config: dict, *patterns: str) -> list[str]:
+    """Every pattern (``{model}`` placeholder, relative to the results folder) for every model of the config."""
+    return [f"{RESULTS}/{p.format(model=m)}" for m in config.get("models", {}) for p in patterns]
+
+
 def model_dir(model: str) -> str:
     return f"{RESULTS}/models/{model}"
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 
+from compbench import lines
 from compbench.calibration_catalogue import CATALOGUE, parse_format, set_name
 from compbench.lines import RESULTS
 
@@ -95,11 +96,7 @@ def lm_eval_outputs(config: dict, model: str) -> list[str]:
 
 
 def targets(config: dict) -> list[str]:
-    out = []
-    for m in config["models"]:
-        out += [
-            f"{RESULTS}/tables/calibration-{m}.csv",
-            f"{RESULTS}/tables/calibration-paper-{m}.csv",
-            f"{RESULTS}/figures/calibration-heatmap-{m}.png",
-        ]
-    return out + [f"{RESULTS}/tables/zeroshot.csv"]
+    per_model = lines.per_model(
+        config, "tables/calibration-{model}.csv", "tables/calibration-paper-{model}.csv", "figures/calibration-heatmap-{model}.png"
+    )
+    return per_model + [f"{RESULTS}/tables/zeroshot.csv"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 
-from compbench.lines import RESULTS
+from compbench import lines
 
 RUN_WILDCARD = r"[A-Za-z0-9_.\-]+"
 
@@ -63,12 +63,10 @@ def run_modules(config: dict, run: str) -> list[str]:
 
 
 def targets(config: dict) -> list[str]:
-    out = []
-    for m in config["models"]:
-        out += [
-            f"{RESULTS}/tables/compose-{m}.csv",
-            f"{RESULTS}/tables/composability-{m}.csv",
-            f"{RESULTS}/figures/composability-{m}.png",
-            f"{RESULTS}/figures/compose-sparsity-{m}.png",
-        ]
-    return out
+    return lines.per_model(
+        config,
+        "tables/compose-{model}.csv",
+        "tables/composability-{model}.csv",
+        "figures/composability-{model}.png",
+        "figures/compose-sparsity-{model}.png",
+    )

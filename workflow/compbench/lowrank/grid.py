@@ -6,6 +6,7 @@ Variants: ``lowrank-<allocation>-<ratio>`` (compressed) and
 
 from __future__ import annotations
 
+from compbench import lines
 from compbench.lines import RESULTS
 
 WILDCARDS = dict(ratio=r"0\.\d+", allocation=r"[a-z]+", mode=r"[a-z]+")
@@ -34,12 +35,10 @@ def variants(config: dict, model: str) -> dict[str, str]:
 
 
 def targets(config: dict) -> list[str]:
-    out = []
-    for m in config["models"]:
-        out += [
-            f"{RESULTS}/tables/lowrank-{m}.csv",
-            f"{RESULTS}/figures/lowrank-ranks-{m}.png",
-            f"{RESULTS}/figures/lowrank-{m}.png",
-            f"{RESULTS}/figures/lowrank-finetune-{m}.png",
-        ]
-    return out
+    return lines.per_model(
+        config,
+        "tables/lowrank-{model}.csv",
+        "figures/lowrank-ranks-{model}.png",
+        "figures/lowrank-{model}.png",
+        "figures/lowrank-finetune-{model}.png",
+    )

@@ -7,6 +7,7 @@ Variants: ``prune-<method>-<allocation>-<sparsity>`` for every method × allocat
 
 from __future__ import annotations
 
+from compbench import lines
 from compbench.lines import RESULTS
 
 EPS_RULES = ("alpha", "alpha_rev")  # allocation rules with an epsilon
@@ -75,13 +76,11 @@ def variants(config: dict, model: str) -> dict[str, str]:
 
 
 def targets(config: dict) -> list[str]:
-    out = []
-    for m in config["models"]:
-        out += [
-            f"{RESULTS}/tables/pruning-{m}.csv",
-            f"{RESULTS}/figures/pruning-{m}.png",
-            f"{RESULTS}/figures/allocation-{m}.png",
-            f"{RESULTS}/figures/pruning-paper-table-{m}.png",
-            f"{RESULTS}/figures/alpha-sweep-{m}.png",
-        ]
-    return out
+    return lines.per_model(
+        config,
+        "tables/pruning-{model}.csv",
+        "figures/pruning-{model}.png",
+        "figures/allocation-{model}.png",
+        "figures/pruning-paper-table-{model}.png",
+        "figures/alpha-sweep-{model}.png",
+    )

@@ -3,8 +3,8 @@ pruning allocations (AlphaPruning) and the low-rank line (singular values)."""
 
 from __future__ import annotations
 
-from compbench.lines import RESULTS
+from compbench import lines
 
 
 def targets(config: dict) -> list[str]:
-    return [f"{RESULTS}/figures/spectra-{kind}-{m}.png" for m in config.get("models", {}) for kind in ("alpha", "esd")]
+    return lines.per_model(config, "figures/spectra-alpha-{model}.png", "figures/spectra-esd-{model}.png")
