@@ -1,7 +1,8 @@
 # Spectra: eigenvalues of every decoder linear and their power-law (HT-SR) alpha
-# under each xmin rule; per-block mean alpha feeds AlphaPruning's allocation.
+# under each xmin rule (rule esd); per-block mean alpha feeds AlphaPruning's
+# allocation (rule allocate: uniform / OWL / alpha / alpha_rev sparsity per block,
+# read by the pruning line). `snakemake spectra` makes the line's figures.
 from compbench.prune import grid as prune_grid
-
 
 
 rule esd:
