@@ -47,6 +47,13 @@ def alternation(names):
     return "|".join(re.escape(n) for n in names) if names else "(?!x)x"
 
 
+# {model} is always one of the config's models: without this, a rule whose output
+# has {model} in a longer path (fusion's results/vision/fusion/{model}/...) is tried
+# for other files too, and Snakemake builds (and discards) chains of exceptions.
+wildcard_constraints:
+    model=alternation(list(config.get("models", {}))),
+
+
 def model_spec(wildcards):
     return cfg("models", wildcards.model)
 
