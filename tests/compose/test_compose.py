@@ -8,6 +8,7 @@ import pytest
 import torch
 from compose_world import knowing_model, tiny_model, world_setup  # noqa: F401  (shared fixtures)
 
+from compbench.compose import composability
 from compbench.compose import data as compose_data
 from compbench.compose import pipeline as compose
 from compbench.compose.interventions.methods import INTERVENTIONS, Context
@@ -18,15 +19,15 @@ from compbench.knowledge import PEOPLE, World, prompt_of
 
 def test_order_free_error_and_sensitivity_on_hand_made_numbers():
     # accuracy-like: error = 1 - m; the better order's error
-    assert compose.order_free_error("edit_success", 0.9, 0.4) == pytest.approx(0.1)
-    assert compose.order_free_error("utility_acc", 0.3, 0.7) == pytest.approx(0.3)
+    assert composability.order_free_error("edit_success", 0.9, 0.4) == pytest.approx(0.1)
+    assert composability.order_free_error("utility_acc", 0.3, 0.7) == pytest.approx(0.3)
     # lower is better: error = m
-    assert compose.order_free_error("forget_acc", 0.55, 0.30) == pytest.approx(0.30)
-    assert compose.order_free_error("perplexity", 41.0, 39.5) == pytest.approx(39.5)
-    assert compose.order_sensitivity(0.9, 0.4) == pytest.approx(0.5)
-    assert compose.order_sensitivity(0.4, 0.9) == pytest.approx(0.5)
+    assert composability.order_free_error("forget_acc", 0.55, 0.30) == pytest.approx(0.30)
+    assert composability.order_free_error("perplexity", 41.0, 39.5) == pytest.approx(39.5)
+    assert composability.order_sensitivity(0.9, 0.4) == pytest.approx(0.5)
+    assert composability.order_sensitivity(0.4, 0.9) == pytest.approx(0.5)
     with pytest.raises(KeyError, match="unknown composability metric 'bleu'.*allowed"):
-        compose.error("bleu", 1.0)
+        composability.error("bleu", 1.0)
 
 
 def _row(first, second, fc, sc, metric, value):
@@ -43,7 +44,7 @@ def test_composability_table_from_both_orders():
         _row("wanda", "ft", "compress", "edit", "perplexity", 33.0),
         _row("ft", "", "edit", "", "edit_success", 1.0),  # a single run is not a pair
     ]
-    t = compose.composability(pd.DataFrame(rows)).set_index("metric")
+    t = composability.composability(pd.DataFrame(rows)).set_index("metric")
     assert set(t.index) == {"edit_success", "perplexity"}
     assert t.loc["edit_success", "order_free_error"] == pytest.approx(0.05)
     assert t.loc["edit_success", "order_sensitivity"] == pytest.approx(0.15)
@@ -51,7 +52,7 @@ def test_composability_table_from_both_orders():
     assert t.loc["perplexity", "order_sensitivity"] == pytest.approx(3.0)
     assert (t["pair"] == "ft+wanda").all()
     with pytest.raises(ValueError, match="only the order ft→wanda"):
-        compose.composability(pd.DataFrame(rows[:1] + rows[2:3]))
+        composability.composability(pd.DataFrame(rows[:1] + rows[2:3]))
 
 
 # ------------------------------------------------------------ ids and the re-compression rule
@@ -175,7 +176,7 @@ def test_compose_line_in_the_smoke_run(smoke):
     val = runs.set_index(["order", "metric"])["value"]
     for r in metrics.itertuples():
         ab, ba = val[(f"{r.first}→{r.second}", r.metric)], val[(f"{r.second}→{r.first}", r.metric)]
-        assert r.order_free_error == pytest.approx(compose.order_free_error(r.metric, ab, ba))
+        assert r.order_free_error == pytest.approx(composability.order_free_error(r.metric, ab, ba))
         assert r.order_sensitivity == pytest.approx(abs(ab - ba))
     assert set(metrics[metrics["pair"] == "ft+ga"]["metric"]) == {
         "edit_success",

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from compbench.compose.pipeline import METRICS
+from compbench.compose.composability import METRICS
 from compbench.figures import plt
 
 
