@@ -2,14 +2,14 @@
 
 from compbench import figures, runlog
 from compbench.artifacts import read_table, write_table
-from compbench.fusion import moe as fusion
+from compbench.fusion import pareto
 from compbench.fusion import plots as fusion_plots
 
 with runlog.to_file(snakemake.log[0]) as log:
     t = read_table(snakemake.input.points)
     names = snakemake.params.tasks
     ref = snakemake.params.reference
-    wide, hv = fusion.fronts(t, names, ref)
+    wide, hv = pareto.fronts(t, names, ref)
     router = read_table(snakemake.input.router)
     for _, r in router.iterrows():
         hv[r["metric"]] = r["value"]

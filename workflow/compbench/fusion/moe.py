@@ -323,29 +323,3 @@ def sweep(model, taus: list[dict], router: Router, tasks: list[TaskData], cfg: d
         if log:
             log.info("%s %s: %s", method, setting, [round(r["value"], 4) for r in rows[-2 * len(tasks) :] if r["metric"] == "accuracy"])
     return rows
-
-
-def fronts(table, tasks: list[str], reference, metric: str = "accuracy"):
-    """Per method: its points (task-1 metric, task-2 metric), the non-dominated ones, and the hypervolume."""
-    import pandas as pd
-
-    from compbench.fusion.pareto import hypervolume_2d, nondominated
-
-    t = table[table.metric == metric]
-    wide = t.pivot_table(index=["method", "setting"], columns="task", values="value").reset_index()
-    out = []
-    for method, g in wide.groupby("method"):
-        pts = g[tasks].to_numpy()
-        nd = nondominated(pts)
-        out.append(
-            {
-                "method": method,
-                "n_models": len(g),
-                "n_front": int(nd.sum()),
-                "hypervolume": hypervolume_2d(pts, reference),
-                "reference": str(list(reference)),
-                "metric": metric,
-                **{f"best_{k}": float(g[k].max()) for k in tasks},
-            }
-        )
-    return wide, pd.DataFrame(out)

@@ -33,3 +33,27 @@ def hypervolume_2d(points, reference) -> float:
             hv += (x - rx) * (y - best_y)
             best_y = y
     return hv
+
+
+def fronts(table, tasks: list[str], reference, metric: str = "accuracy"):
+    """Per method: its points (task-1 metric, task-2 metric), the non-dominated ones, and the hypervolume."""
+    import pandas as pd
+
+    t = table[table.metric == metric]
+    wide = t.pivot_table(index=["method", "setting"], columns="task", values="value").reset_index()
+    out = []
+    for method, g in wide.groupby("method"):
+        pts = g[tasks].to_numpy()
+        nd = nondominated(pts)
+        out.append(
+            {
+                "method": method,
+                "n_models": len(g),
+                "n_front": int(nd.sum()),
+                "hypervolume": hypervolume_2d(pts, reference),
+                "reference": str(list(reference)),
+                "metric": metric,
+                **{f"best_{k}": float(g[k].max()) for k in tasks},
+            }
+        )
+    return wide, pd.DataFrame(out)
