@@ -56,23 +56,9 @@ def on_acc(t) -> bool:
     return where(t) is True
 
 
-def _mark(obj, acc: bool | None):
-    """Tag every tensor in ``obj`` (nested lists/tuples/dicts)."""
-    if isinstance(obj, torch.Tensor) and acc is not None:
-        try:
-            setattr(obj, _TAG, acc)
-        except (AttributeError, RuntimeError):
-            pass
-    elif isinstance(obj, (list, tuple)):
-        for x in obj:
-            _mark(x, acc)
-    elif isinstance(obj, dict):
-        for x in obj.values():
-            _mark(x, acc)
-    return obj
-
-
-def _tensors(obj, out):
+def _tensors(obj, out=None) -> list:
+    """Every tensor in ``obj`` (nested lists/tuples/dicts), appended to ``out``."""
+    out = [] if out is None else out
     if isinstance(obj, torch.Tensor):
         out.append(obj)
     elif isinstance(obj, (list, tuple)):
@@ -82,6 +68,14 @@ def _tensors(obj, out):
         for x in obj.values():
             _tensors(x, out)
     return out
+
+
+def _mark(obj, acc: bool | None):
+    """Put every tensor in ``obj`` on the accelerator (True) or the CPU (False); None leaves them."""
+    if acc is not None:
+        for t in _tensors(obj):
+            setattr(t, _TAG, acc)
+    return obj
 
 
 def _is_acc_device(d) -> bool | None:
@@ -171,13 +165,13 @@ class FakeAccelerator(TorchFunctionMode):
         dev = _is_acc_device(kwargs.get("device"))
         if dev:
             kwargs["device"] = "cpu"
-        ins = _tensors(args, [])
+        ins = _tensors(args)
         ins = _tensors(kwargs, ins)
         if func in _CROSS_DEVICE:
             acc = where(args[0])
         elif func in (torch.Tensor.__getitem__, torch.Tensor.__setitem__):
             acc = where(args[0])
-            idx = _tensors(args[1], [])
+            idx = _tensors(args[1])
             if acc is False and any(on_acc(i) for i in idx):
                 raise DeviceMismatch(
                     f"fake accelerator: indexing a {_describe(args[0])} tensor with an accelerator index "
@@ -226,7 +220,7 @@ _CROSS_DEVICE = (torch.Tensor.copy_, torch._has_compatible_shallow_copy_type, to
 
 def _mark_outputs(out, acc, ins):
     ids = {id(t) for t in ins}
-    for t in _tensors(out if isinstance(out, (list, tuple, dict)) else [out], []):
+    for t in _tensors(out):
         if id(t) not in ids:  # in-place ops return their input: its device does not change
             _mark(t, acc)
     return out

@@ -29,6 +29,8 @@ import pytest
 import torch
 
 from compbench.prune.methods import PRUNERS
+from compose.compose_world import tiny_model as compose_model
+from compose.compose_world import world_setup  # noqa: F401  (the compose tests' small knowledge world, a fixture)
 from conftest import make_tiny_llama
 from fake_accelerator import ACC, DeviceMismatch, FakeAccelerator, on_acc, on_cpu, where
 
@@ -186,7 +188,13 @@ def test_lowrank_allocations_and_finetuning_modes_on_the_accelerator():
     sv = {k: v.to(torch.float64).clamp_min(0).sqrt().flip(0) for k, v in eigs.items()}  # as scripts/lowrank_compress.py
     spec = lrc.FTSpec(steps=2, batch_size=2, lr=1e-3, warmup=1, weight_decay=0.0, eval_every=2, eval_windows=2, seed=0, lora_r=2)
     ids = on_cpu(torch.randint(0, 64, (400,)))
+    first = matrices.module.iloc[0]
     for allocation in lowrank.ALLOCATIONS.names():
+        with FakeAccelerator():  # singular values computed on the device, one with its exact zeros dropped
+            on_device = {k: v.to(ACC)[: len(v) - 2 if k == first else None] for k, v in sv.items()}
+            assert (
+                lowrank.allocate(allocation, matrices, on_device, 0.3)[0].full_rank.tolist() == matrices[["rows", "cols"]].min(1).tolist()
+            )
         alloc, _ = lowrank.allocate(allocation, matrices, sv, 0.3)
         ranks = {r.module: int(r.kept_rank) for r in alloc.itertuples() if r.lrc}
         assert ranks, allocation
@@ -239,34 +247,15 @@ FAST = {  # small settings for the known interventions; a new one runs with its 
 }
 
 
-@pytest.fixture(scope="module")
-def world():
-    from compbench.compose import data as compose_data
-    from compbench.compose.interventions.methods import StudyData
-    from compbench.knowledge import World
-    from compbench.tokenizer import train
-
-    w = World(n_people=6, n_agents=2, seed=0)
-    docs = w.corpus_documents(0.5, 5_000)
-    tok = train(docs, vocab_size=300)
-    d = compose_data.world_study(w, n_edits=2, n_locality=2)
-    data = StudyData(d["edits"], d["locality"], d["forget_texts"], docs[:8], d["forget_mcq"][:4], d["utility_mcq"][:4])
-    ids = on_cpu(torch.tensor(tok("\n\n".join(docs))["input_ids"][: 4 * 32]).view(4, 32))
-    return tok, data, ids
-
-
-def _compose_model():
-    return llama(vocab=300, hidden=32, inter=64, heads=4, positions=64)
-
-
-def test_every_intervention_and_the_evaluation_on_the_accelerator(world, tmp_path):
+def test_every_intervention_and_the_evaluation_on_the_accelerator(world_setup, tmp_path):  # noqa: F811 (the fixture)
     from compbench.compose import metrics as em
     from compbench.compose import pipeline
     from compbench.compose.interventions.methods import INTERVENTIONS, Context
 
-    tok, data, ids = world
+    _, tok, data, ids = world_setup
+    ids = on_cpu(ids[:4])
     for name in INTERVENTIONS.names():
-        model = _compose_model()
+        model = compose_model(seed=0)
         before = copy.deepcopy(model.state_dict())
         with FakeAccelerator():
             model.to(ACC)
@@ -308,7 +297,9 @@ def test_every_speech_variant_and_ddp_rule_trains_on_the_accelerator():
     }  # fmt: skip
     runs = grid.runs(sp)
     ddp_runs = [r for r in runs.values() if r["variant"] == "ddp"]
-    runs.update({f"ddp-{r['granularity']}-{rule}": {**r, "rule": rule} for r in ddp_runs for rule in ddp.SELECT.names()})
+    rules = set(ddp.SELECT.names()) - {r["rule"] for r in ddp_runs}  # the other selection rules, on segments
+    runs.update({f"ddp-segment-{rule}": {**ddp_runs[-1], "rule": rule} for rule in sorted(rules)})
+    assert ddp_runs[-1]["granularity"] == "segment"
     assert {r["variant"] for r in runs.values()} == set(train.VARIANTS.names())
     for name, run in runs.items():
         with FakeAccelerator():
