@@ -189,17 +189,46 @@ def test_galore_adamw_equals_literal_reference(shape, rank, gap):
     assert opt.projectors()[0].svd_count == len(range(0, 8, gap))
 
 
-def test_without_projection_it_is_adamw():
-    torch.manual_seed(2)
-    W0 = torch.randn(9, 5)
-    grads = [torch.randn(9, 5) for _ in range(10)]
-    ours, _ = run_opt(W0, grads, lr=0.01, eps=1e-8)
+def hf_adamw(W0, grads, lr, betas, eps, weight_decay):
+    """galore_torch/adamw.py AdamW.step without projection (the transformers AdamW), literally:
+    eps added to sqrt(v) before the bias correction, which goes into the step size;
+    decoupled decay p -= lr * wd * p after the update."""
+    p = W0.clone()
+    exp_avg, exp_avg_sq = torch.zeros_like(p), torch.zeros_like(p)
+    for t, g in enumerate(grads, start=1):
+        exp_avg.mul_(betas[0]).add_(g, alpha=1.0 - betas[0])
+        exp_avg_sq.mul_(betas[1]).addcmul_(g, g, value=1.0 - betas[1])
+        denom = exp_avg_sq.sqrt().add_(eps)
+        step_size = lr * math.sqrt(1.0 - betas[1] ** t) / (1.0 - betas[0] ** t)
+        p.add_(exp_avg / denom, alpha=-step_size)
+        if weight_decay > 0.0:
+            p.add_(p, alpha=-lr * weight_decay)
+    return p
+
+
+def torch_adamw(W0, grads, **kw):
     p = torch.nn.Parameter(W0.clone())
-    opt = torch.optim.AdamW([p], lr=0.01, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
+    opt = torch.optim.AdamW([p], **kw)
     for g in grads:
         p.grad = g.clone()
         opt.step()
-    torch.testing.assert_close(ours, p.detach(), rtol=0, atol=1e-5)
+    return p.detach()
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, 0.1])
+def test_without_projection_it_is_galores_hf_adamw_not_torchs(weight_decay):
+    """Gradients of the size of eps (1e-6), where the two AdamWs part: ours equals the
+    reference's arithmetic and moves the weights measurably unlike torch.optim.AdamW."""
+    torch.manual_seed(2)
+    W0 = torch.randn(9, 5)
+    grads = [1e-6 * torch.randn(9, 5) for _ in range(20)]
+    kw = dict(lr=0.01, betas=(0.9, 0.999), eps=1e-6, weight_decay=weight_decay)
+    ours, _ = run_opt(W0, grads, lr=0.01, eps=1e-6, weight_decay=weight_decay)
+    torch.testing.assert_close(ours, hf_adamw(W0, grads, **kw), rtol=0, atol=1e-6)
+    theirs = torch_adamw(W0, grads, **kw)
+    moved = float((ours - W0).norm())
+    assert moved > 0.01  # 20 steps of lr 0.01: the update is not lost in the tolerance
+    assert float((ours - theirs).norm()) / moved > 0.1
 
 
 def test_full_rank_galore_is_adam_in_the_gradients_singular_basis():

@@ -37,6 +37,28 @@ def test_magnitude_matches_brute_force(layer):
     assert all((abs(w) <= thresh) == (not kp) for w, kp in zip(W.flatten().tolist(), keep.flatten().tolist()))
 
 
+@pytest.mark.parametrize("ratio", [0.3, 0.5, 0.7])
+def test_magnitude_and_sparsegpt_prune_one_weight_fewer_than_the_references_threshold(layer, ratio):
+    """The references (Wanda repo's prune_magnitude, SparseGPT's fasterprune) prune
+    ``metric <= sort(metric)[int(N * ratio)]``: k + 1 weights per matrix / per 128-column
+    block when values are distinct. compbench prunes exactly the k smallest (docs/pruning.md,
+    "Conventions"): the reference's set minus its threshold weight."""
+    from compbench.prune.sparsegpt import inverse_cholesky
+
+    W, X = layer
+    metric = W.abs()
+    ref = metric <= torch.sort(metric.flatten())[0][int(W.numel() * ratio)]  # prune_magnitude, literally
+    keep, _ = PRUNERS.get("magnitude").fn(W, None, Pattern(ratio=ratio))
+    assert int(ref.sum()) == int((~keep).sum()) + 1 and bool((~keep <= ref).all())
+    # SparseGPT, one block (16 columns): the mask is chosen once from the saliency w² / [H⁻¹]_jj²
+    s = stats_of(X)
+    d = torch.diag(inverse_cholesky(s.H, W.clone().float()))
+    sal = W**2 / d.reshape(1, -1) ** 2
+    ref = sal <= torch.sort(sal.flatten())[0][int(sal.numel() * ratio)]  # fasterprune's mask1, literally
+    keep, _ = PRUNERS.get("sparsegpt").fn(W, s, Pattern(ratio=ratio))
+    assert int(ref.sum()) == int((~keep).sum()) + 1 and bool((~keep <= ref).all())
+
+
 def test_wanda_matches_brute_force_per_row(layer):
     W, X = layer
     s = stats_of(X)

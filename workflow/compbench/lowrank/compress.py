@@ -195,7 +195,7 @@ def allocate(method: str, matrices: pd.DataFrame, sv: dict[str, torch.Tensor], r
         s = torch.as_tensor(sv[row.module]).flatten().to(torch.float64)
         s = torch.sort(s, descending=True).values[:n]
         if len(s) < n:  # the spectra stage drops exact zeros: restore them
-            s = torch.cat([s, torch.zeros(n - len(s), dtype=s.dtype)])
+            s = torch.cat([s, s.new_zeros(n - len(s))])
         svs[row.module] = s
     k, lrc, info = fn(svs, ratio, **hyper)
     rows = []

@@ -95,8 +95,20 @@ class ProjectedAdamW(torch.optim.Optimizer):
       weight, which is then quantised back (stochastically when the module says so),
       as in Q-GaLore's ``AdamW8bit.step``.
 
-    Without projected groups and quantised weights this is plain AdamW
-    (``torch.optim.AdamW`` with the same betas, eps and weight decay; tested).
+    Without projected groups and quantised weights this is GaLore's own AdamW, the
+    Hugging Face ``transformers`` one (``galore_torch/adamw.py``, "copied from
+    transformers/optimization.py"), **not** ``torch.optim.AdamW``; per step t::
+
+        m = β1·m + (1−β1)·g ;  v = β2·v + (1−β2)·g²
+        W ← W − lr·(√(1−β2^t) / (1−β1^t)) · m / (√v + eps)    # eps added before the bias correction
+        W ← W − lr·wd·W                                        # decoupled decay, after the update
+
+    whereas torch divides by √(v / (1−β2^t)) + eps (so its eps is √(1−β2^t) times
+    smaller early on) and decays before the update. The two agree only where
+    eps ≪ √v; with gradients of the size of eps they differ by tens of percent of
+    the parameter movement (tested against a literal transcription of the reference
+    and against ``torch.optim.AdamW``, tests/memtrain/test_memtrain.py). The
+    reference's default eps is 1e-6; this line's is ``memtrain.eps`` (default 1e-8).
     """
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, qlinears=None):

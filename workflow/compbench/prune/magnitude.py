@@ -17,6 +17,6 @@ def magnitude(W: torch.Tensor, stats, pattern: Pattern):
     # Prune exactly the k smallest (ties broken by position, unlike the
     # reference's `<= thresh`, so the sparsity is exact).
     order = torch.argsort(metric.flatten(), stable=True)
-    keep = torch.ones(W.numel(), dtype=torch.bool)
+    keep = torch.ones(W.numel(), dtype=torch.bool, device=W.device)
     keep[order[:k]] = False
     return keep.view_as(W), None

@@ -24,7 +24,7 @@ def inverse_cholesky(H: torch.Tensor, W: torch.Tensor):
     dead = torch.diag(H) == 0
     H[dead, dead] = 1
     W[:, dead] = 0
-    idx = torch.arange(H.shape[0])
+    idx = torch.arange(H.shape[0], device=H.device)
     H[idx, idx] += PERCDAMP * torch.mean(torch.diag(H))
     L = torch.linalg.cholesky(H)
     Hinv = torch.cholesky_inverse(L)
@@ -49,7 +49,7 @@ def sparsegpt(W: torch.Tensor, stats, pattern: Pattern, blocksize: int = BLOCKSI
         else:
             sal = W1**2 / d.reshape(1, -1) ** 2
             k = int(sal.numel() * pattern.ratio)
-            mask1 = torch.zeros(sal.numel(), dtype=torch.bool)
+            mask1 = torch.zeros(sal.numel(), dtype=torch.bool, device=sal.device)
             if k:
                 mask1[torch.argsort(sal.flatten(), stable=True)[:k]] = True
             mask1 = mask1.view_as(sal)
