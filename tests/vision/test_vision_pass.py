@@ -165,9 +165,115 @@ def test_soft_masks_approach_hard_topk():
     assert float(m[0].sum()) == pytest.approx(3.0, abs=1e-3)
 
 
-def test_hypernet_is_recurrent_across_layers():
+def _hyper(widths=(4, 6, 5), hidden=8, seed=0):
+    torch.manual_seed(seed)
+    H = PS.RecurrentHyperNet(list(widths), hidden=hidden, in_ch=3)
+    wf = [torch.rand(c, PS.N_WEIGHT_FEATS) for c in widths]
+    return H, wf
+
+
+def _literal_scores(H, wf, h, c):
+    """The recurrence written out: (h_l, c_l) = LSTMCell(E_l vec(W_l), (h_{l-1}, c_{l-1})); s_l = A_l relu(LN(h_l))."""
+    out = []
+    for l, f in enumerate(wf):
+        h, c = H.cell(H.embed[l](f.reshape(1, -1)), (h, c))
+        out.append(H.mapper[l](torch.relu(H.norm(h))).squeeze(0))
+    return out
+
+
+def test_lstm_initial_state_comes_from_the_prompt():
+    H, wf = _hyper()
+    border = PS.Prompt((3, 12, 12), 2).border
+    V1 = torch.randn(3, 12, 12) * border
+    V2 = V1.clone()
+    V2[:, 0, :4] += 1.0
+    s1, s2 = H(wf, V1), H(wf, V2)
+    # changing the prompt changes the FIRST layer's scores (the state it starts from)
+    assert not torch.allclose(s1[0], s2[0], atol=1e-4)
+    # the initial state is g_omega(V): h_0 = tanh(first half), c_0 = second half of the encoder's output
+    h0, c0 = H.initial_state(V1, wf[0])
+    enc = H.prompt_encoder.out(H.prompt_encoder.conv(V1.unsqueeze(0)))
+    assert torch.allclose(h0, torch.tanh(enc[:, :8])) and torch.allclose(c0, enc[:, 8:])
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(s1, _literal_scores(H, wf, h0, c0)))
+    # without a prompt (pass_noprompt) the LSTM starts from zeros
+    z = torch.zeros(1, 8)
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(H(wf, None), _literal_scores(H, wf, z, z)))
+    # the first layer's scores carry a gradient to the prompt pixels (through g_omega alone)
+    V = V1.clone().requires_grad_(True)
+    H(wf, V)[0].sum().backward()
+    assert V.grad.abs().sum() > 0
+
+
+def test_pass_hypernet_is_recurrent_across_layers():
+    H, wf = _hyper()
+    s1 = H(wf, None)
+    s2 = H([wf[0] * 3.0, wf[1], wf[2]], None)
+    # changing only the first layer's weight statistics changes the last layer's scores (the LSTM state carries it)
+    assert not torch.allclose(s1[2], s2[2], atol=1e-5)
+    assert [len(s) for s in s1] == [4, 6, 5]
+
+
+def _slow_global_pruning(scores, flops, target):
+    """Literal global pruning: walk all channels by descending score, add each while the network fits."""
+    flat = [(float(v), l, c) for l, s in enumerate(scores) for c, v in enumerate(s.tolist())]
+    flat.sort(key=lambda e: -e[0])
+    kept = [{int(torch.argmax(s))} for s in scores]
+    for _, l, c in flat:
+        trial = [set(k) for k in kept]
+        trial[l].add(c)
+        if flops([len(k) for k in trial]) > target * flops.dense:
+            break
+        kept = trial
+    return kept
+
+
+def test_global_pruning_is_one_threshold_over_all_layers():
+    model = C.SmallResNet((4, 8, 8), (1, 1, 1), 3)
+    flops = C.UnitFlops(model, (3, 8, 8))
+    g = torch.Generator().manual_seed(0)
+    for trial in range(20):
+        scores = [torch.randn(c, generator=g) * (1 + trial % 3) + trial % 2 * i for i, c in enumerate(flops.C)]
+        target = [0.4, 0.5, 0.7, 0.9][trial % 4]
+        hard, t = PS.global_pruning(scores, flops, target)
+        kept = [set(torch.nonzero(m).flatten().tolist()) for m in hard]
+        assert kept == _slow_global_pruning(scores, flops, target)
+        assert flops([len(k) for k in kept]) <= target * flops.dense
+        for s, k in zip(scores, kept):
+            top = int(torch.argmax(s))
+            # one threshold t for every layer: kept <=> score >= t (each unit's top channel is always kept)
+            assert all((c in k) == (float(s[c]) >= t or c == top) for c in range(len(s)))
+    # global, not per layer: a unit whose scores are all higher is kept whole before the others grow
+    scores = [torch.zeros(4), torch.full((8,), 5.0) + torch.arange(8.0) / 10, torch.arange(8.0) / 10]
+    hard, _ = PS.global_pruning(scores, flops, 0.6)
+    assert int(hard[1].sum()) == 8 and int(hard[0].sum()) == 1
+    with pytest.raises(ValueError, match="MACs target 0.01 is below"):
+        PS.global_pruning(scores, flops, 0.01)
+
+
+def test_straight_through_masks_are_binary_with_sigmoid_gradients():
+    model = C.SmallResNet((4, 8, 8), (1, 1, 1), 3)
+    flops = C.UnitFlops(model, (3, 8, 8))
+    g = torch.Generator().manual_seed(1)
+    scores = [torch.randn(c, generator=g).requires_grad_(True) for c in flops.C]
+    hard, t = PS.global_pruning(scores, flops, 0.5)
+    masks = PS.straight_through_masks(scores, hard, t)
+    for m, h in zip(masks, hard):
+        assert torch.equal(m.detach(), h) and set(m.detach().unique().tolist()) <= {0.0, 1.0}  # exactly binary
+        assert 0 < int(h.sum()) <= len(h)
+    w = [torch.randn(len(s), generator=g) for s in scores]
+    sum((wi * m).sum() for wi, m in zip(w, masks)).backward()
+    for s, wi in zip(scores, w):  # d m / d s = sigma'(s - t): straight through the sigmoid
+        sig = torch.sigmoid(s.detach() - t)
+        assert torch.allclose(s.grad, wi * sig * (1 - sig), atol=1e-7)
+    # the masked network really is the binary one: equal to the physically pruned network
+    x = torch.randn(5, 3, 8, 8)
+    pruned = C.prune(_randomise_bn(model), [torch.nonzero(h).flatten() for h in hard])
+    assert torch.allclose(C.masked_forward(model, x, masks), pruned(x), atol=1e-5)
+
+
+def test_actstats_hypernet_is_recurrent_across_layers():
     torch.manual_seed(0)
-    H = PS.HyperNet(hidden=8, init_keep=0.5)
+    H = PS.ActStatsHyperNet(hidden=8, init_keep=0.5)
     nn.init.normal_(H.head.weight)
     feats = [torch.rand(4, PS.N_CHANNEL_FEATS), torch.rand(6, PS.N_CHANNEL_FEATS), torch.rand(5, PS.N_CHANNEL_FEATS)]
     lf = torch.rand(3, PS.N_LAYER_FEATS)
@@ -178,7 +284,7 @@ def test_hypernet_is_recurrent_across_layers():
     assert not torch.isclose(k1[2], k2[2])
     assert ((k1 >= 0.05) & (k1 <= 1)).all()
     # initial keep ratio when the head weight is zero
-    H0 = PS.HyperNet(hidden=8, init_keep=0.7)
+    H0 = PS.ActStatsHyperNet(hidden=8, init_keep=0.7)
     assert torch.allclose(H0(feats, lf)[0], torch.full((3,), 0.7), atol=1e-5)
 
 
@@ -208,11 +314,16 @@ HCFG = dict(
 def test_prompt_is_learned_only_by_pass():
     m, x, y = _tiny_trained()
     before = {k: v.clone() for k, v in m.state_dict().items()}
-    _, _, _, pix = PS.train_hypernet(m, x, y, (3, 12, 12), 0.5, HCFG, prompt=True, seed=0)
     border = PS.Prompt((3, 12, 12), 2).border
-    assert (pix * border).abs().sum() > 0  # the prompt moved
+    _, info = PS.METHODS.get("pass")(m, x, y, (3, 12, 12), 0.5, HCFG, 0)
+    assert (info["prompt"] * border).abs().sum() > 0  # the prompt moved
     assert all(torch.equal(before[k], v) for k, v in m.state_dict().items())  # dense weights frozen
-    _, _, _, pix0 = PS.train_hypernet(m, x, y, (3, 12, 12), 0.5, HCFG, prompt=False, seed=0)
+    assert all(p.requires_grad for p in m.parameters())  # and trainable again afterwards
+    _, info0 = PS.METHODS.get("pass_noprompt")(m, x, y, (3, 12, 12), 0.5, HCFG, 0)
+    assert info0["prompt"].abs().sum() == 0
+    _, _, _, pix = PS.train_actstats(m, x, y, (3, 12, 12), 0.5, HCFG, prompt=True, seed=0)
+    assert (pix * border).abs().sum() > 0
+    _, _, _, pix0 = PS.train_actstats(m, x, y, (3, 12, 12), 0.5, HCFG, prompt=False, seed=0)
     assert pix0.abs().sum() == 0
     # only the border carries the prompt
     p = PS.Prompt((3, 12, 12), 2)
@@ -221,7 +332,19 @@ def test_prompt_is_learned_only_by_pass():
     assert z[0, :, 2:10, 2:10].abs().sum() == 0 and z[0, :, :2].abs().min() == 1
 
 
-@pytest.mark.parametrize("method", ["l1_uniform", "pass", "pass_noprompt"])
+@pytest.mark.parametrize("method", ["pass", "pass_noprompt"])
+def test_pass_keep_counts_come_from_one_global_threshold(method):
+    m, x, y = _tiny_trained()
+    keep, info = PS.METHODS.get(method)(m, x, y, (3, 12, 12), 0.5, HCFG, 0)
+    t = info["threshold"]
+    for k, s in zip(keep, info["scores"]):
+        want = {c for c in range(len(s)) if float(s[c]) >= t} | {int(torch.argmax(s))}
+        assert set(k.tolist()) == want
+    assert info["ratios"] == [len(k) / w for k, w in zip(keep, C.widths(m))]
+    assert len(info["history"]) == HCFG["steps"] and all(h["flops_ratio"] <= 0.5 for h in info["history"])
+
+
+@pytest.mark.parametrize("method", ["l1_uniform", "pass", "pass_noprompt", "pass_actstats"])
 def test_methods_hit_the_same_budget(method):
     m, x, y = _tiny_trained()
     keep, info = PS.METHODS.get(method)(m, x, y, (3, 12, 12), 0.5, HCFG, 0)
@@ -252,10 +375,13 @@ def test_save_and_load_pruned_roundtrip(tmp_path):
 
 
 def test_bad_inputs():
-    with pytest.raises(KeyError, match="allowed: l1_uniform, pass, pass_noprompt"):
+    with pytest.raises(KeyError, match="allowed: l1_uniform, pass, pass_actstats, pass_noprompt"):
         PS.METHODS.get("taylor")
     with pytest.raises(ValueError, match="pad"):
         PS.Prompt((3, 8, 8), 4)
+    H, wf = _hyper(widths=(4, 6))
+    with pytest.raises(ValueError, match=r"widths \[4, 5\], hyper-network built for \[4, 6\]"):
+        H([wf[0], torch.rand(5, PS.N_WEIGHT_FEATS)])
     m = C.SmallResNet((4, 8), (1, 1), 3)
     with pytest.raises(ValueError, match="keep lists"):
         C.prune(m, [torch.tensor([0])])

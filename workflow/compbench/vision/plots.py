@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-STYLE = {"pass": ("C0", "o", "-"), "pass_noprompt": ("C1", "s", "--"), "l1_uniform": ("C2", "^", ":")}
+STYLE = {"pass": ("C0", "o", "-"), "pass_noprompt": ("C1", "s", "--"), "pass_actstats": ("C4", "v", "-."), "l1_uniform": ("C2", "^", ":")}
 
 
 def _wide(t: pd.DataFrame) -> pd.DataFrame:
