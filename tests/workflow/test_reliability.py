@@ -12,7 +12,6 @@
 import copy
 import os
 import shutil
-import signal
 import stat
 import subprocess
 import sys
@@ -27,7 +26,7 @@ from compbench.artifacts import RECORD, verify_tree
 from compbench.compose import grid as compose_grid
 from compbench.lowrank import grid as lowrank_grid
 from compbench.memtrain import grid as memtrain_grid
-from conftest import ROOT, SNAKEMAKE, copy_repo, planned_jobs
+from conftest import ROOT, copy_repo, planned_jobs
 
 SMOKE = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
 
@@ -172,22 +171,10 @@ def test_torchvision_weights_are_read_with_weights_only(monkeypatch):
 
 @pytest.mark.workflow
 def test_kill_9_then_run_sh_main_finishes_without_a_manual_unlock(tmp_path):
-    from test_faults import FAULT_RULES
+    from test_faults import FAULT_TARGETS as targets
+    from test_faults import killed_mid_write
 
-    (tmp_path / "wf").mkdir()
-    wd = copy_repo(tmp_path / "wf")
-    (wd / "rules" / "zz_fault.smk").write_text(FAULT_RULES)
-    targets = ["results/fault/consumed.txt", "results/fault/direct.txt"]
-    cmd = [SNAKEMAKE, "--snakefile", str(wd / "Snakefile"), "-d", str(wd), "--cores", "2", *targets, "--configfile", "config/smoke.yaml"]
-    run = subprocess.Popen(cmd, cwd=wd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        t0 = time.time()
-        while not (list((wd / "results/fault").glob(".atomic.txt.*.tmp")) if (wd / "results/fault").exists() else []):
-            assert run.poll() is None and time.time() - t0 < 120, "the jobs never started writing"
-            time.sleep(0.2)
-    finally:
-        os.killpg(run.pid, signal.SIGKILL)  # kill -9 of snakemake and every job
-        run.wait()
+    wd = killed_mid_write(tmp_path)
     assert list((wd / ".snakemake" / "locks").iterdir()), "the killed run left no lock"
     (wd / "results/fault-release").write_text("")
     proc = run_sh(wd, "main", *targets, "--configfile", "config/smoke.yaml", timeout=900)
@@ -205,7 +192,7 @@ def test_run_sh_main_refuses_beside_a_live_run(tmp_path):
     (wd / ".snakemake" / "locks" / "0.output.lock").write_text("x\n")
     live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "snakemake"], cwd=wd)
     try:
-        proc = run_sh(wd, "main", "--configfile", "config/smoke.yaml", "results/corpus/lee/train.txt", timeout=300)
+        proc = run_sh(wd, "main", "results/corpus/lee/train.txt", "--configfile", "config/smoke.yaml", timeout=300)
     finally:
         live.kill()
         live.wait()
