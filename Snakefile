@@ -4,7 +4,7 @@ import os
 import sys
 from pathlib import Path
 
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
 
 min_version("9.0")
 
@@ -14,17 +14,24 @@ min_version("9.0")
 PKG_ROOT = os.path.join(workflow.basedir, "workflow")
 sys.path.insert(0, PKG_ROOT)
 os.environ["PYTHONPATH"] = os.pathsep.join([PKG_ROOT] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
-from compbench.config import check as check_config
+from compbench.config import ConfigError, prepare as prepare_config
 
 # The embedded default, unless configs are given with --configfile: each of those
 # is a complete config (config/smoke.yaml, config/paper_*.yaml) and replaces the
 # default instead of being merged into it key by key (which would, say, add the
 # tiny model to a paper run). `--config key=value` still overrides either.
+CONFIG_FILES = list(workflow.overwrite_configfiles) or [os.path.join(workflow.basedir, "config", "config.yaml")]
 if not workflow.overwrite_configfiles:
-    configfile: os.path.join(workflow.basedir, "config", "config.yaml")
+    configfile: CONFIG_FILES[0]
 
-validate(config, "config/schema.yaml", set_default=True)
-check_config(config)
+# Before any job: every config file read again with duplicate keys refused, the
+# schema with its defaults filled in, then the cross-field checks
+# (compbench.config.prepare). A bad config ends here with one message naming the
+# key, the bad value and what is allowed: no traceback, no job, nothing touched.
+try:
+    prepare_config(config, os.path.join(workflow.basedir, "config", "schema.yaml"), CONFIG_FILES)
+except ConfigError as _e:
+    sys.exit(f"compbench: bad config: {_e}")
 
 report: "workflow/report/workflow.rst"
 

@@ -69,9 +69,9 @@ rule compose_run:
     wildcard_constraints:
         run=compose_grid.RUN_WILDCARD,
     params:
-        interventions=cfg("compose", "interventions"),
+        interventions=lambda wc: canon(compose_grid.run_interventions(config, wc.run)),
         eval=cfg("compose", "eval"),
-        sources=cfg("corpus", "sources", default=[]),
+        sources=lambda wc: cfg("corpus", "sources", default=[]) if config["compose"]["eval"]["perplexity"] == "tiny" else [],
         corpus_dir=f"{RESULTS}/corpus",
         spec=model_spec,
         seed=lambda wc: config["compose"]["seed"],

@@ -10,8 +10,8 @@ rule perplexity:
         code=variant_code("perplexity"),
     params:
         spec=model_spec,
-        evaluation=cfg("evaluation", "perplexity"),
-        sources=cfg("corpus", "sources"),
+        evaluation=lambda wc: canon(lines.evaluation_settings(config, wc.dataset)),
+        sources=lambda wc: cfg("corpus", "sources") if wc.dataset == "tiny" else [],
         corpus_dir=f"{RESULTS}/corpus",
         device=config["device"],
     log:

@@ -47,8 +47,8 @@ rule lowrank_finetune:
         **lowrank_grid.WILDCARDS,
     params:
         spec=model_spec,
-        finetune=cfg("lowrank", "finetune"),
-        sources=cfg("corpus", "sources"),
+        finetune=lambda wc: canon(lowrank_grid.finetune_settings(config, wc.mode)),
+        sources=lambda wc: cfg("corpus", "sources") if config["lowrank"]["finetune"]["data"] == "tiny" else [],
         corpus_dir=f"{RESULTS}/corpus",
         device=config["device"],
     log:

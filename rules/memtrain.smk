@@ -23,11 +23,11 @@ rule memtrain_finetune:
         base=alternation(memtrain_grid.finetune_models(config)),
         **memtrain_grid.WILDCARDS,
     params:
-        memtrain=lambda wc: {k: v for k, v in cfg("memtrain").items() if k != "pretrain"},
+        memtrain=lambda wc: canon(memtrain_grid.job_settings(config, "finetune", wc.base, wc.tvariant)),
         regime="finetune",
         spec=lambda wc: cfg("models", wc.base),
-        evaluation=cfg("evaluation", "perplexity"),
-        sources=cfg("corpus", "sources"),
+        evaluation=canon(lines.evaluation_settings(config)),
+        sources=lambda wc: cfg("corpus", "sources") if config["memtrain"]["finetune"]["data"] == "tiny" else [],
         corpus_dir=f"{RESULTS}/corpus",
         device=config["device"],
     log:
@@ -56,11 +56,11 @@ rule memtrain_pretrain:
         base=alternation(memtrain_grid.pretrain_sizes(config)),
         **memtrain_grid.WILDCARDS,
     params:
-        memtrain=lambda wc: {k: v for k, v in cfg("memtrain").items() if k != "finetune"},
+        memtrain=lambda wc: canon(memtrain_grid.job_settings(config, "pretrain", wc.base, wc.tvariant)),
         regime="pretrain",
         spec=None,
-        evaluation=cfg("evaluation", "perplexity"),
-        sources=cfg("corpus", "sources"),
+        evaluation=canon(lines.evaluation_settings(config)),
+        sources=lambda wc: cfg("corpus", "sources") if config["memtrain"]["pretrain"]["data"] == "tiny" else [],
         corpus_dir=f"{RESULTS}/corpus",
         device=config["device"],
     log:

@@ -4,7 +4,12 @@
 # change), then runs what was asked.
 #   workflow/run.sh main   [snakemake args]  the embedded default, then the HTML report
 #   workflow/run.sh test   [pytest args]     the test suite
+#   workflow/run.sh verify [snakemake args]  check every artifact under results/ against its
+#                                            provenance record; name the damaged ones and
+#                                            the command that rebuilds each
 #   workflow/run.sh snakemake ...            any command inside the environment
+# COMPBENCH_SKIP_SETUP=1 uses $COMPBENCH_VENV (or .venv) as it is (tests);
+# COMPBENCH_VERIFY=0 makes `main` skip its verification of results/ first.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -14,6 +19,7 @@ if [ ! -x "$venv/bin/python" ]; then
   echo "[compbench] creating $venv" >&2
   "$python" -m venv "$venv"
 fi
+if [ "${COMPBENCH_SKIP_SETUP:-0}" != 1 ]; then
 stamp="$venv/.compbench-installed"
 want="$(cat requirements.txt pyproject.toml | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
@@ -41,18 +47,71 @@ if [ -f workflow/system-packages.txt ] && command -v dpkg-query >/dev/null; then
     fi
   fi
 fi
+fi  # COMPBENCH_SKIP_SETUP
 export PATH="$venv/bin:$PATH"
+export PYTHONPATH="$root/workflow${PYTHONPATH:+:$PYTHONPATH}"
 cmd="${1:-main}"
 [ $# -gt 0 ] && shift
+
+# Config files Snakemake would refuse without naming them (a list, a scalar, empty,
+# invalid YAML) or read wrongly (a key given twice): named here, before it starts.
+check_configfiles() {
+  local files=() grab=0 a
+  for a in "$@"; do
+    case "$a" in
+      --configfile=*|--configfiles=*) files+=("${a#*=}"); grab=0 ;;
+      --configfile|--configfiles) grab=1 ;;
+      -*) grab=0 ;;
+      *) [ "$grab" = 1 ] && files+=("$a") ;;
+    esac
+  done
+  [ ${#files[@]} -eq 0 ] || python -m compbench.config "${files[@]}"
+}
+
+# After kill -9 of a run its lock stays in .snakemake/locks and every later run stops
+# on it. A lock no live process holds (no Snakemake and no job of one working here)
+# is stale: unlock it. Beside a live run, refuse.
+unlock_if_stale() {
+  local state
+  state="$(python -m compbench.ops lock "$root")"
+  case "$state" in
+    stale)
+      echo "[compbench] stale Snakemake lock in $root/.snakemake/locks (no live Snakemake works here; a killed run?):" \
+           "unlocking with: snakemake --unlock $*" >&2
+      snakemake --unlock --cores 1 "$@" >&2
+      ;;
+    live*)
+      echo "[compbench] another Snakemake works in $root (pid ${state#live }); wait for it or stop it, then rerun" >&2
+      exit 1
+      ;;
+  esac
+}
+
 case "$cmd" in
   main)
+    check_configfiles "$@"
     cores="${COMPBENCH_CORES:-$(nproc)}"
+    if [ "${COMPBENCH_VERIFY:-1}" != 0 ]; then
+      python -m compbench.ops verify results -- "$@" || {
+        echo "[compbench] not started: damaged artifacts would be read as they are (above)." \
+             "Rebuild them, or COMPBENCH_VERIFY=0 to run anyway" >&2
+        exit 1
+      }
+    fi
+    unlock_if_stale "$@"
     snakemake --cores "$cores" --workflow-profile profiles/default "$@"
     snakemake --cores "$cores" --workflow-profile profiles/default --report results/report.html "$@"
     echo "[compbench] report: results/report.html" >&2
     ;;
   test)
     exec python -m pytest "$@"
+    ;;
+  verify)
+    exec python -m compbench.ops verify results -- "$@"
+    ;;
+  snakemake)
+    check_configfiles "$@"
+    exec snakemake "$@"
     ;;
   *)
     exec "$cmd" "$@"

@@ -17,7 +17,7 @@ from conftest import ROOT, copy_repo, snakemake
 PKG = ROOT / "workflow" / "compbench"
 CORE = {
     "__init__", "artifacts", "blocks", "calibration", "calibration_catalogue", "calibration_data", "config", "corpus",
-    "deps", "device", "figures", "knowledge", "lines", "models", "perplexity", "pretrain", "provenance", "registry",
+    "deps", "device", "figures", "knowledge", "lines", "models", "ops", "perplexity", "pretrain", "provenance", "registry",
     "runlog", "tasks", "tokenizer", "variants", "zeroshot",
 }  # fmt: skip
 
@@ -44,7 +44,7 @@ def test_the_cycle_detector_finds_a_cycle(monkeypatch):
 
 
 def test_grids_checks_and_the_line_registry_import_without_torch():
-    mods = ["compbench.lines", "compbench.config", "compbench.deps"]
+    mods = ["compbench.lines", "compbench.config", "compbench.deps", "compbench.ops"]
     mods += [f"compbench.{line.package}.{m}" for line in lines.LINES.values() for m in ("grid", "check")]
     code = (
         "import sys\n"

@@ -55,6 +55,12 @@ def unsafe_calls(source: str) -> list[str]:
             wo = _kw(node, "weights_only")
             if not (isinstance(wo, ast.Constant) and wo.value is True):
                 found.append("torch.load without weights_only=True")
+        if tail in ("get_state_dict", "load_state_dict_from_url", "load_url") or fn == "torch.hub.load":  # torch.hub unpickles
+            wo = _kw(node, "weights_only")
+            if not (isinstance(wo, ast.Constant) and wo.value is True):
+                found.append(f"{fn} without weights_only=True")
+        if tail == "get_model" and _kw(node, "weights") is not None:  # torchvision: hub loader, weights_only=False
+            found.append(f"{fn}(weights=...)")
         if tail == "load" and head in ("np", "numpy"):
             ap = _kw(node, "allow_pickle")
             if ap is not None and not (isinstance(ap, ast.Constant) and ap.value is False):
@@ -67,8 +73,9 @@ def unsafe_calls(source: str) -> list[str]:
 
 def test_the_checker_catches_what_it_should():
     bad = "import pickle\npickle.load(f)\ntorch.load(p)\nnp.load(p, allow_pickle=True)\nm.from_pretrained(p, trust_remote_code=True)\n"
-    assert len(unsafe_calls(bad)) == 5
-    ok = "torch.load(p, weights_only=True)\nnp.load(p)\nm.from_pretrained(p, trust_remote_code=spec.get('trust_remote_code', False))\n"
+    bad += "w.get_state_dict(progress=True)\ntvm.get_model('resnet18', weights='IMAGENET1K_V1')\n"
+    assert len(unsafe_calls(bad)) == 7
+    ok = "torch.load(p, weights_only=True)\nw.get_state_dict(progress=True, weights_only=True)\nnp.load(p)\nm.from_pretrained(p, trust_remote_code=spec.get('trust_remote_code', False))\n"
     assert unsafe_calls(ok) == []
 
 

@@ -240,6 +240,9 @@ def test_corrupt_artifact_is_refused(tmp_path):
     import json
 
     (out / "variant.json").write_text(json.dumps(m))
+    with pytest.raises(CorruptArtifact, match="variant.json: .*recorded"):  # the checksum record sees the edit first
+        variants.load(out)
+    (out / ".compbench-artifact.json").unlink()  # without a record (an older artifact) the shape check refuses it
     with pytest.raises(CorruptArtifact, match="shapes"):
         variants.load(out)
     (out / "factors.safetensors").write_bytes(b"not a safetensors file")

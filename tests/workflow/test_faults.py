@@ -84,15 +84,29 @@ rule fault_consume:
 """
 
 
-@pytest.mark.workflow
-def test_kill_9_of_the_whole_run_then_rerun_completes(tmp_path):
+FAULT_TARGETS = ["results/fault/consumed.txt", "results/fault/direct.txt"]
+
+
+def killed_mid_write(tmp_path):
+    """A copy of the workflow with FAULT_RULES whose run on FAULT_TARGETS was killed
+    (kill -9 of Snakemake and every job) while both jobs were mid-write."""
+    from conftest import SNAKEMAKE
+
     (tmp_path / "wf").mkdir()
     wd = copy_repo(tmp_path / "wf")
     (wd / "rules" / "zz_fault.smk").write_text(FAULT_RULES)
-    targets = ["results/fault/consumed.txt", "results/fault/direct.txt"]
-    from conftest import SNAKEMAKE
-
-    cmd = [SNAKEMAKE, "--snakefile", str(wd / "Snakefile"), "-d", str(wd), "--cores", "2", *targets, "--configfile", "config/smoke.yaml"]
+    cmd = [
+        SNAKEMAKE,
+        "--snakefile",
+        str(wd / "Snakefile"),
+        "-d",
+        str(wd),
+        "--cores",
+        "2",
+        *FAULT_TARGETS,
+        "--configfile",
+        "config/smoke.yaml",
+    ]
     run = subprocess.Popen(cmd, cwd=wd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         t0 = time.time()
@@ -107,6 +121,13 @@ def test_kill_9_of_the_whole_run_then_rerun_completes(tmp_path):
     finally:
         os.killpg(run.pid, signal.SIGKILL)  # kill -9 of snakemake and every job
         run.wait()
+    return wd
+
+
+@pytest.mark.workflow
+def test_kill_9_of_the_whole_run_then_rerun_completes(tmp_path):
+    wd = killed_mid_write(tmp_path)
+    targets = FAULT_TARGETS
     # Mid-write: the atomic output does not exist, so nothing consumed it.
     assert not (wd / "results/fault/atomic.txt").exists()
     assert not (wd / "results/fault/consumed.txt").exists()

@@ -106,6 +106,18 @@ def variant_line(config: dict, model: str, variant: str) -> Line | None:
     return None
 
 
+def evaluation_settings(config: dict, dataset: str | None = None) -> dict:
+    """The keys of evaluation.perplexity an evaluation on ``dataset`` reads (None: any
+    data set, e.g. a training job's test perplexity on its own text): a job's params
+    hold only these, so a key it does not read (c4_documents when c4 is not
+    evaluated) reruns nothing."""
+    ev = config["evaluation"]["perplexity"]
+    out = {k: ev[k] for k in ("batch_size", "max_windows") if k in ev}
+    if dataset == "c4":
+        out["c4_documents"] = ev["c4_documents"]
+    return out
+
+
 def perplexity_outputs(config: dict, model: str | None = None, names=None) -> list[str]:
     """Perplexity files of the given variants (default: every variant) of a model (default: every model)."""
     out = []

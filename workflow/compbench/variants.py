@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from compbench.artifacts import read_json
+from compbench.artifacts import check_record, read_json
 from compbench.registry import Registry
 
 KINDS: Registry = Registry("variant kind")
@@ -53,7 +53,10 @@ def load(path: str | Path, device: torch.device | str = "cpu", dtype: torch.dtyp
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: variant directory missing")
+    check_record(path)  # every file of the variant as it was written (compbench.artifacts)
     m = manifest(path)
+    if "base" in m:
+        check_record(m["base"])
     model = _kind(m["kind"])(path, m, device, dtype)
     tok_dir = Path(m["base"]) if "base" in m else path
     return model, tok_dir

@@ -34,8 +34,7 @@ with runlog.to_file(snakemake.log[0]) as log:
             eval_every=ft["eval_every"],
             eval_windows=ft["eval_windows"],
             seed=ft["seed"],
-            lora_r=ft["lora"]["r"],
-            lora_alpha=ft["lora"]["alpha"],
+            **({"lora_r": ft["lora"]["r"], "lora_alpha": ft["lora"]["alpha"]} if "lora" in ft else {}),  # LoRA's params only for LoRA
         )
         log.info("%s: %d train tokens, %d validation tokens, seq_len %d, %s", w, train_ids.numel(), val_ids.numel(), seq_len, fts)
         model, curve, summary = lrc_finetune.finetune(model, w.mode, train_ids, val_ids, seq_len, fts, device)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from compbench.calibration_catalogue import CATALOGUE, parse_format
 from compbench.calibration_catalogue import check as check_set
 from compbench.calibration_study.grid import cells
-from compbench.config import ConfigError
+from compbench.config import ConfigError, check_seq_len
 
 
 def validate(study: dict) -> None:
@@ -39,6 +39,9 @@ def check(config: dict) -> None:
         raise ConfigError(str(e)) from None
     if "tiny" in [s for g in [st] + st.get("sweeps", []) for s in g.get("sources", [])] and "corpus" not in config:
         raise ConfigError("calibration_study.sources contains 'tiny', which needs the `corpus` section")
+    for i, g in enumerate([st] + st.get("sweeps", [])):
+        for n in g.get("seq_len", []):
+            check_seq_len(config, "calibration_study.seq_len" if i == 0 else f"calibration_study.sweeps[{i - 1}].seq_len", n)
     for t in st.get("lm_eval", {}).get("tasks", []):
         if t.startswith("cb_") and t[3:] not in TASKS:
             raise ConfigError(

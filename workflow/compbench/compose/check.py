@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from compbench.config import ConfigError
+from compbench.config import ConfigError, check_decimals, check_seq_len
 
 
 def check(config: dict) -> None:
@@ -42,6 +42,9 @@ def check(config: dict) -> None:
                 f"compose.sweep.compressor={sw['compressor']!r} must be a pruning intervention with a sparsity; "
                 f"allowed: {', '.join(i for i in ivs if cats[i] == 'compress' and 'sparsity' in ivs[i])}"
             )
+        check_decimals("compose.sweep.sparsities", sw["sparsities"])
+    check_seq_len(config, "compose.calibration.seq_len", c.get("calibration", {}).get("seq_len"))
+    check_seq_len(config, "compose.eval.seq_len", c.get("eval", {}).get("seq_len"))
     if c.get("data", {}).get("source", "world") == "world":
         if "knowledge" not in config.get("corpus", {}).get("sources", []):
             raise ConfigError("compose.data.source='world' needs the knowledge world in the corpus: add 'knowledge' to corpus.sources")

@@ -1,14 +1,16 @@
 """The composability runs a config asks for.
 
 Runs: ``none`` (the unchanged model), each intervention alone, and every pair of
-ids from different categories (config order, once; each pair job runs both
-orders), plus the edit × pruning-sparsity sweep ``<edit>__<compressor>-s<sparsity>``.
+ids from different categories (once, named ``<a>__<b>`` with a < b in sorted order,
+so reordering ``compose.interventions`` renames and reruns nothing; each pair job runs
+both orders), plus the edit × pruning-sparsity sweep ``<edit>__<compressor>-s<sparsity>``.
 Importing this module is torch-free; the categories come from the intervention
 registry, which is imported (with torch) on first use.
 """
 
 from __future__ import annotations
 
+import re
 import sys
 
 from compbench import lines
@@ -26,7 +28,7 @@ def categories(config: dict) -> dict[str, str]:
 
 def pairs(config: dict) -> list[str]:
     cats = categories(config)
-    ids = list(cats)
+    ids = sorted(cats)
     out = [f"{a}__{b}" for i, a in enumerate(ids) for b in ids[i + 1 :] if cats[a] != cats[b]]
     sw = config["compose"].get("sweep")
     if sw:
@@ -36,6 +38,16 @@ def pairs(config: dict) -> list[str]:
 
 def runs(config: dict) -> list[str]:
     return ["none", *config["compose"]["interventions"], *pairs(config)]
+
+
+def run_interventions(config: dict, run: str) -> dict:
+    """The entries of compose.interventions a run applies (its params): adding or changing
+    another entry reruns nothing of it. A sweep id ``<id>-s<sparsity>`` needs ``<id>``."""
+    ivs = config["compose"]["interventions"]
+    used = set()
+    for i in [] if run == "none" else run.split("__"):
+        used.add(i if i in ivs else re.sub(r"-s0\.\d+$", "", i))
+    return {i: ivs[i] for i in sorted(used) if i in ivs}
 
 
 def calib_name(config: dict) -> str:

@@ -12,6 +12,21 @@ from compbench.lines import RESULTS
 WILDCARDS = dict(ratio=r"0\.\d+", allocation=r"[a-z]+", mode=r"[a-z]+")
 
 
+def finetune_settings(config: dict, mode: str) -> dict:
+    """The part of lowrank.finetune one fine-tuning job reads (its params): not the grid
+    lists, the learning rate of its own mode only, LoRA's rank only for LoRA, the C4
+    document count only for C4 data."""
+    ft = config["lowrank"]["finetune"]
+    drop = {"allocations", "ratios", "modes", "lr", "lora", "n_documents"}
+    out = {k: v for k, v in ft.items() if k not in drop}
+    out["lr"] = {mode: ft["lr"][mode]}
+    if mode == "lora":
+        out["lora"] = ft["lora"]
+    if ft["data"] == "c4" and "n_documents" in ft:
+        out["n_documents"] = ft["n_documents"]
+    return out
+
+
 def compressed(config: dict, model: str) -> dict[str, str]:
     c = config["lowrank"]
     return {f"lowrank-{a}-{r}": f"{RESULTS}/variants/{model}/lowrank-{a}-{r}" for a in c["allocations"] for r in c["ratios"]}

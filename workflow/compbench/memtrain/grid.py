@@ -41,6 +41,28 @@ def runs(config: dict) -> list[tuple[str, str, str]]:
     return out
 
 
+def job_settings(config: dict, regime: str, base: str, variant: str) -> dict:
+    """The part of the memtrain section one run reads (its params): the regime's recipe
+    (its own size only; the C4 document counts only for C4 data), the variant's learning
+    rate and the hyper-parameters of its method (ablations read their base's, as
+    memtrain.recipe.hyper_for / lr_for do), so a key of another method reruns nothing."""
+    mt = config["memtrain"]
+    rg = {k: v for k, v in mt[regime].items() if k not in ("variants", "models", "sizes")}
+    if rg.get("data", "tiny") != "c4":
+        rg = {k: v for k, v in rg.items() if k not in ("n_documents", "eval_documents")}
+    if regime == "pretrain":
+        rg["sizes"] = {base: mt[regime]["sizes"][base]}
+    family = variant.split("_")[0]
+    lr_key = next((k for k in (variant, family, "default") if k in mt["lr"]), None)
+    hyper_key = variant if variant in mt["hyper"] else family
+    return {
+        regime: rg,
+        "lr": {lr_key: mt["lr"][lr_key]} if lr_key else {},
+        "hyper": {hyper_key: mt["hyper"][hyper_key]} if hyper_key in mt["hyper"] else {},
+        **{k: mt[k] for k in ("betas", "eps", "weight_decay")},
+    }
+
+
 def run_dir(regime: str, base: str, variant: str) -> str:
     return f"{RESULTS}/memtrain/{regime}/{base}/{variant}"
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from compbench.config import ConfigError
+from compbench.config import ConfigError, check_decimals, check_seq_len
 
 
 def check(config: dict) -> None:
@@ -19,6 +19,26 @@ def check(config: dict) -> None:
         raise ConfigError("pruning.sparsities is empty and no pruning.nm pattern is given: the pruning grid is empty")
     if p.get("calibration", {}).get("source") == "tiny" and "corpus" not in config:
         raise ConfigError("pruning.calibration.source='tiny' needs the `corpus` section")
+    check_seq_len(config, "pruning.calibration.seq_len", p.get("calibration", {}).get("seq_len"))
+    check_decimals("pruning.sparsities", p["sparsities"])
+    check_decimals("pruning.alpha_sweep.sparsities", p.get("alpha_sweep", {}).get("sparsities", []))
+    check_epsilon(p)
+
+
+def check_epsilon(p: dict) -> None:
+    """pruning.epsilon: `default` and prune methods, each a number or {sparsity or `default`: number}."""
+    sparsities = [str(s) for s in p["sparsities"]] + [str(s) for s in p.get("alpha_sweep", {}).get("sparsities", [])]
+    for key, value in p.get("epsilon", {}).items():
+        if key != "default" and key not in p["methods"] and (allowed := ["default", *_allowed("methods")]) and key not in allowed:
+            raise ConfigError(
+                f"pruning.epsilon.{key}: unknown key {key!r} (neither a pruning method nor default); allowed: {', '.join(allowed)}"
+            )
+        if isinstance(value, dict):
+            for s in value:
+                if not isinstance(s, str) or s != "default" and s not in sparsities:
+                    raise ConfigError(
+                        f"pruning.epsilon.{key}.{s}: {s!r} is not a sparsity of the grid (a quoted key); allowed: default, {', '.join(map(repr, sparsities))}"
+                    )
 
 
 def _allowed(key: str) -> list[str]:

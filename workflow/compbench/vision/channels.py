@@ -92,8 +92,15 @@ def build(arch: dict) -> nn.Module:
         )
     if not arch.get("weights"):
         return getattr(tvm, kind)(num_classes=arch["n_classes"])
-    # ImageNet weights (torchvision's own download), then a fresh head for n_classes
-    model = tvm.get_model(kind, weights=arch["weights"])
+    # ImageNet weights, downloaded by torchvision (hash checked) and read with
+    # weights_only=True: tensors only, never an arbitrary unpickle (tvm.get_model(kind,
+    # weights=...) would call torch.hub's loader with its default weights_only=False).
+    # Then a fresh head for n_classes.
+    enum = tvm.get_model_weights(kind)
+    if arch["weights"] not in enum.__members__:
+        raise ValueError(f"vision.pass.model.weights={arch['weights']!r} unknown for {kind}; allowed: {', '.join(enum.__members__)}")
+    model = getattr(tvm, kind)()
+    model.load_state_dict(enum[arch["weights"]].get_state_dict(progress=True, check_hash=True, weights_only=True))
     if hasattr(model, "fc"):
         model.fc = nn.Linear(model.fc.in_features, arch["n_classes"])
     else:

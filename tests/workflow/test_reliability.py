@@ -1,0 +1,281 @@
+"""Reliability round 2 (issue 20): no result lost, reruns only for what a job reads.
+
+- kill -9 of a run, then `workflow/run.sh main` finishes without a manual --unlock;
+- a truncated artifact inside a directory output (invisible to `snakemake -n`) is named
+  by `workflow/run.sh verify` with the command that rebuilds it, `main` refuses to start
+  on it, and the consumer's previous output is not lost;
+- changing a key that a job does not read reruns nothing; reordering entries reruns nothing;
+- outputs are group-readable (the process umask, not safetensors' 0600);
+- torchvision weights are read with weights_only=True.
+"""
+
+import copy
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import time
+import types
+
+import pytest
+import yaml
+
+from compbench import lines, ops
+from compbench.artifacts import RECORD, verify_tree
+from compbench.compose import grid as compose_grid
+from compbench.lowrank import grid as lowrank_grid
+from compbench.memtrain import grid as memtrain_grid
+from conftest import ROOT, copy_repo, planned_jobs
+
+SMOKE = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
+
+
+def changed(*pairs):
+    cfg = copy.deepcopy(SMOKE)
+    for path, value in pairs:
+        *parents, last = path.split(".")
+        node = cfg
+        for k in parents:
+            node = node.setdefault(k, {})
+        node[last] = value
+    return cfg
+
+
+def prepared(cfg):
+    from compbench.config import prepare
+
+    return prepare(copy.deepcopy(cfg), ROOT / "config" / "schema.yaml")
+
+
+def run_sh(wd, *args, **kw):
+    env = {**os.environ, "COMPBENCH_VENV": sys.prefix, "COMPBENCH_SKIP_SETUP": "1", "COMPBENCH_CORES": "2"}
+    return subprocess.run(["bash", "workflow/run.sh", *args], cwd=wd, env=env, capture_output=True, text=True, **kw)
+
+
+# ------------------------------------------------------------ what a job's params hold (fast)
+
+
+def test_params_hold_only_what_a_job_reads():
+    base = prepared(SMOKE)
+    # evaluation.perplexity.c4_documents: read only by evaluations on c4
+    more = prepared(changed(("evaluation.perplexity.c4_documents", 7)))
+    assert lines.evaluation_settings(base, "tiny") == lines.evaluation_settings(more, "tiny")
+    assert lines.evaluation_settings(base, "c4") != lines.evaluation_settings(more, "c4")
+    # memtrain.hyper.lora.rank: read by the LoRA run only, not by GaLore's pretraining
+    lora8 = prepared(changed(("memtrain.hyper.lora", {"rank": 8, "alpha": 8})))
+    assert memtrain_grid.job_settings(base, "pretrain", "p16", "galore") == memtrain_grid.job_settings(lora8, "pretrain", "p16", "galore")
+    assert memtrain_grid.job_settings(base, "finetune", "tiny", "lora") != memtrain_grid.job_settings(lora8, "finetune", "tiny", "lora")
+    # the ablation reads its base method's hyper-parameters and learning rate (memtrain.recipe's rule)
+    s = memtrain_grid.job_settings(base, "finetune", "tiny", "qgalore_nosr")
+    assert list(s["hyper"]) == ["qgalore"] and s["lr"] == {"default": 0.003}
+    # lowrank.finetune.n_documents: C4 only; a mode reads its own learning rate only
+    docs = prepared(changed(("lowrank.finetune.n_documents", 99), ("lowrank.finetune.lr", {"full": 0.5, "lrc": 0.001, "lora": 0.003})))
+    assert lowrank_grid.finetune_settings(base, "lrc") == lowrank_grid.finetune_settings(docs, "lrc")
+    assert lowrank_grid.finetune_settings(base, "full") != lowrank_grid.finetune_settings(docs, "full")
+    c4 = prepared(changed(("lowrank.finetune.data", "c4"), ("lowrank.finetune.n_documents", 99)))
+    assert lowrank_grid.finetune_settings(c4, "lrc")["n_documents"] == 99
+
+
+def test_compose_run_names_and_params_do_not_depend_on_order():
+    ivs = SMOKE["compose"]["interventions"]
+    reordered = changed(("compose.interventions", dict(reversed(list(ivs.items())))))
+    assert list(reordered["compose"]["interventions"]) != list(ivs)
+    assert compose_grid.runs(prepared(SMOKE)) != [] and sorted(compose_grid.runs(prepared(SMOKE))) == sorted(
+        compose_grid.runs(prepared(reordered))
+    )
+    assert set(compose_grid.pairs(prepared(SMOKE))) == {"ft__ga", "ft__wanda", "ga__wanda", "ft__wanda-s0.7"}
+    # a run's params: only the entries it applies
+    assert compose_grid.run_interventions(SMOKE, "ft__wanda-s0.7") == {"ft": ivs["ft"], "wanda": ivs["wanda"]}
+    assert compose_grid.run_interventions(SMOKE, "none") == {}
+
+
+# ------------------------------------------------------------ stale locks and verify (fast)
+
+
+def test_lock_state_none_stale_live(tmp_path):
+    assert ops.lock_state(tmp_path) == ("none", [])
+    locks = tmp_path / ".snakemake" / "locks"
+    locks.mkdir(parents=True)
+    (locks / "0.input.lock").write_text("x\n")
+    assert ops.lock_state(tmp_path) == ("stale", [])
+    # a live process with snakemake in its command line, working in the directory
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "snakemake"], cwd=tmp_path)
+    try:
+        time.sleep(0.3)
+        state, pids = ops.lock_state(tmp_path)
+        assert state == "live" and proc.pid in pids
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_verify_names_the_damaged_artifact_and_its_rebuild_command(tmp_path, capsys):
+    import torch
+
+    from compbench import artifacts
+
+    results = tmp_path / "results"
+    with artifacts.atomic_path(results / "variants" / "tiny" / "v") as tmp:
+        tmp.mkdir()
+        artifacts.save_tensors(tmp / "weights.safetensors", {"w": torch.randn(32, 32)})
+    artifacts.write_json(results / "x.json", {"a": 1})
+    assert ops.verify(results, []) == 0
+    w = results / "variants" / "tiny" / "v" / "weights.safetensors"
+    w.write_bytes(w.read_bytes()[:1000])
+    assert ops.verify(results, ["--configfile", "config/smoke.yaml"]) == 1
+    err = capsys.readouterr().err
+    assert str(w) in err and "1000 bytes, recorded" in err
+    assert "rebuild: bash workflow/run.sh snakemake --cores all --force results/variants/tiny/v --configfile config/smoke.yaml" in err
+
+
+# ------------------------------------------------------------ torchvision weights (fast)
+
+
+def test_torchvision_weights_are_read_with_weights_only(monkeypatch):
+    """torchvision is not pinned: a stand-in module records how the weights are read."""
+    import torch.nn as nn
+
+    from compbench.vision import channels
+
+    calls = []
+
+    class Net(nn.Module):
+        def __init__(self, num_classes=1000):
+            super().__init__()
+            self.fc = nn.Linear(4, num_classes)
+
+    class Weights:
+        def get_state_dict(self, **kw):
+            calls.append(kw)
+            return Net().state_dict()
+
+    class Enum:
+        __members__ = {"IMAGENET1K_V1": Weights()}
+
+        def __getitem__(self, k):
+            return self.__members__[k]
+
+    tvm = types.SimpleNamespace(resnet18=Net, get_model_weights=lambda kind: Enum())
+    monkeypatch.setitem(sys.modules, "torchvision", types.SimpleNamespace(models=tvm))
+    monkeypatch.setitem(sys.modules, "torchvision.models", tvm)
+    model = channels.build({"kind": "resnet18", "weights": "IMAGENET1K_V1", "n_classes": 3})
+    assert calls == [{"progress": True, "check_hash": True, "weights_only": True}]
+    assert model.fc.out_features == 3
+    with pytest.raises(ValueError, match="IMAGENET1K_V2.*allowed: IMAGENET1K_V1"):
+        channels.build({"kind": "resnet18", "weights": "IMAGENET1K_V2", "n_classes": 3})
+
+
+# ------------------------------------------------------------ end to end
+
+
+@pytest.mark.workflow
+def test_kill_9_then_run_sh_main_finishes_without_a_manual_unlock(tmp_path):
+    from test_faults import FAULT_TARGETS as targets
+    from test_faults import killed_mid_write
+
+    wd = killed_mid_write(tmp_path)
+    assert list((wd / ".snakemake" / "locks").iterdir()), "the killed run left no lock"
+    (wd / "results/fault-release").write_text("")
+    proc = run_sh(wd, "main", *targets, "--configfile", "config/smoke.yaml", timeout=900)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-4000:]
+    assert "stale Snakemake lock" in out and "unlocking with: snakemake --unlock" in out
+    for name in ("atomic.txt", "direct.txt", "consumed.txt"):
+        assert (wd / "results/fault" / name).read_text().strip() == "complete", name
+
+
+@pytest.mark.workflow
+def test_run_sh_main_refuses_beside_a_live_run(tmp_path):
+    wd = copy_repo(tmp_path)
+    (wd / ".snakemake" / "locks").mkdir(parents=True)
+    (wd / ".snakemake" / "locks" / "0.output.lock").write_text("x\n")
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "snakemake"], cwd=wd)
+    try:
+        proc = run_sh(wd, "main", "results/corpus/lee/train.txt", "--configfile", "config/smoke.yaml", timeout=300)
+    finally:
+        live.kill()
+        live.wait()
+    assert proc.returncode == 1 and f"another Snakemake works in {wd}" in proc.stderr and str(live.pid) in proc.stderr
+    assert not (wd / "results" / "corpus").exists()
+
+
+@pytest.fixture(scope="module")
+def smoke_copy(smoke, tmp_path_factory):
+    """A copy of the finished smoke run (results and Snakemake's records), to damage."""
+    dest = tmp_path_factory.mktemp("smoke-copy") / "wf"
+    shutil.copytree(smoke.workdir, dest, symlinks=True, ignore=shutil.ignore_patterns("locks", "incomplete"))
+    return dest
+
+
+@pytest.mark.workflow
+def test_truncated_artifact_is_named_by_verify_and_no_result_is_lost(smoke_copy):
+    wd = smoke_copy
+    assert run_sh(wd, "verify").returncode == 0
+    variant = wd / "results/variants/tiny/lowrank-welore-0.5"
+    weights = next(p for p in sorted(variant.glob("*.safetensors")))
+    consumer = wd / "results/eval/tiny/lowrank-welore-0.5/perplexity-tiny.csv"
+    before, mtime = consumer.read_bytes(), consumer.stat().st_mtime
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    # What the issue found: Snakemake sees a directory's time, not its content.
+    assert planned_jobs(wd) == {}
+    proc = run_sh(wd, "verify", "--configfile", "config/smoke.yaml")
+    assert proc.returncode == 1
+    assert str(weights) in proc.stderr and "recorded" in proc.stderr
+    rebuild = "bash workflow/run.sh snakemake --cores all --force results/variants/tiny/lowrank-welore-0.5 --configfile config/smoke.yaml"
+    assert rebuild in proc.stderr
+    # main does not start on it: no consumer reads the damaged file, none loses its output
+    proc = run_sh(wd, "main", "--configfile", "config/smoke.yaml")
+    assert proc.returncode == 1 and "not started: damaged artifacts" in proc.stderr
+    assert consumer.read_bytes() == before and consumer.stat().st_mtime == mtime
+    # the consumer itself refuses the damaged input (checked on load), naming it
+    code = f"import sys; sys.path.insert(0, 'workflow'); from compbench import variants; variants.load({str(variant)!r})"
+    load = subprocess.run([sys.executable, "-c", code], cwd=wd, capture_output=True, text=True)
+    assert load.returncode != 0 and "CorruptArtifact" in load.stderr and weights.name in load.stderr
+    # the printed command rebuilds it; then the consumers are planned on the rebuilt file
+    proc = run_sh(wd, *rebuild.split()[2:], timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert verify_tree(wd / "results") == {}
+    assert consumer.read_bytes() == before  # still there until its own job replaces it
+    assert planned_jobs(wd).get("perplexity", 0) >= 1
+
+
+CHANGES_NOT_READ = {
+    "c4_documents when c4 is not evaluated": changed(("evaluation.perplexity.c4_documents", 7)),
+    "lowrank.finetune.n_documents with tiny data": changed(("lowrank.finetune.n_documents", 99)),
+    "the learning rate of a fine-tuning mode not run": changed(("lowrank.finetune.lr", {"full": 0.5, "lrc": 0.001, "lora": 0.003})),
+    "memtrain.pretrain.n_documents with tiny data": changed(("memtrain.pretrain.n_documents", 5)),
+    "compose.interventions reordered": changed(("compose.interventions", dict(reversed(list(SMOKE["compose"]["interventions"].items()))))),
+}
+
+
+@pytest.mark.workflow
+@pytest.mark.parametrize("what", list(CHANGES_NOT_READ))
+def test_a_key_no_job_reads_reruns_nothing(smoke, tmp_path, what):
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(CHANGES_NOT_READ[what], sort_keys=False))
+    assert planned_jobs(smoke.workdir, "--configfile", str(tmp_path / "c.yaml")) == {}
+
+
+@pytest.mark.workflow
+def test_lora_rank_reruns_the_lora_run_not_galore_pretraining(smoke, tmp_path):
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(changed(("memtrain.hyper.lora", {"rank": 8, "alpha": 8}))))
+    jobs = planned_jobs(smoke.workdir, "--configfile", str(tmp_path / "c.yaml"))
+    assert jobs.get("memtrain_finetune") == 1 and "memtrain_pretrain" not in jobs, jobs
+
+
+@pytest.mark.workflow
+def test_outputs_are_group_readable(smoke):
+    mask = os.umask(0)
+    os.umask(mask)
+    if mask & 0o050:
+        pytest.skip(f"this process's umask {mask:03o} itself withholds group read")
+    bad = []
+    for p in [smoke.results(), *smoke.results().rglob("*")]:
+        m = stat.S_IMODE(p.lstat().st_mode)
+        need = 0o050 if p.is_dir() else 0o040
+        if not p.is_symlink() and m & need != need:
+            bad.append(f"{p.relative_to(smoke.workdir)} {m:o}")
+    assert not bad, bad[:20]
+    weights = smoke.results("models", "tiny", "model.safetensors")
+    assert stat.S_IMODE(weights.stat().st_mode) == 0o666 & ~mask
+    assert (smoke.results("models", "tiny") / RECORD).exists()
