@@ -82,6 +82,7 @@ def targets(config: dict) -> list[str]:
             f"{RESULTS}/figures/pruning-{m}.png",
             f"{RESULTS}/figures/allocation-{m}.png",
             f"{RESULTS}/figures/pruning-paper-table-{m}.png",
+            f"{RESULTS}/figures/pruning-paper-table-{m}.html",
             f"{RESULTS}/figures/alpha-sweep-{m}.png",
         ]
     return out
