@@ -111,8 +111,8 @@ rule fusion_evaluate:
 
 rule fusion_summary:
     output:
-        table=report(f"{RESULTS}/tables/fusion-{{model}}.csv", caption="../workflow/report/fusion_table.rst", category="Vision: MoE fusion"),
-        figure=report(f"{RESULTS}/figures/fusion-{{model}}.png", caption="../workflow/report/fusion_fronts.rst", category="Vision: MoE fusion"),
+        table=report(f"{RESULTS}/tables/fusion-{{model}}.csv", caption="../workflow/report/fusion_table.rst", category="Vision (MoE fusion)"),
+        figure=report(f"{RESULTS}/figures/fusion-{{model}}.png", caption="../workflow/report/fusion_fronts.rst", category="Vision (MoE fusion)"),
     input:
         points=f"{RESULTS}/tables/fusion-points-{{model}}.csv",
         router=f"{FUSION_DIR}/{{model}}/router.csv",

@@ -106,6 +106,7 @@ rule figure_pruning:
         curve=report(f"{RESULTS}/figures/pruning-{{model}}.png", caption="../workflow/report/pruning.rst", category="Pruning"),
         allocation=report(f"{RESULTS}/figures/allocation-{{model}}.png", caption="../workflow/report/allocation.rst", category="Pruning"),
         paper=report(f"{RESULTS}/figures/pruning-paper-table-{{model}}.png", caption="../workflow/report/pruning_paper.rst", category="Pruning"),
+        paper_html=report(f"{RESULTS}/figures/pruning-paper-table-{{model}}.html", caption="../workflow/report/pruning_paper.rst", category="Pruning"),
         sweep=report(f"{RESULTS}/figures/alpha-sweep-{{model}}.png", caption="../workflow/report/alpha_sweep.rst", category="Pruning"),
     input:
         table=f"{RESULTS}/tables/pruning-{{model}}.csv",

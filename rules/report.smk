@@ -1,4 +1,5 @@
 # Figures for the report (snakemake --report results/report.html).
+from compbench import verdicts
 
 
 rule figure_pretrain:
@@ -39,3 +40,56 @@ rule figure_perplexity:
         runtime=5,
     script:
         "../workflow/scripts/figure_perplexity.py"
+
+
+# The front page: every paper claim of the active lines with the paper's anchor,
+# this run's numbers and the verdict, computed from the result tables
+# (compbench.verdicts, each line's claims.py); workflow/report/workflow.rst
+# includes the page this rule writes.
+rule verdicts:
+    output:
+        table=report(f"{RESULTS}/tables/verdicts.csv", caption="../workflow/report/verdicts.rst", category="Verdicts"),
+        page=f"{RESULTS}/report/front.rst",
+    input:
+        tables=lambda wc: verdicts.inputs(config),
+        code=code("verdicts", extra=[f"compbench.{line.package}.claims" for line in lines.active(config)]),
+    params:
+        claims=lambda wc: [[c.id, c.statement, c.anchor, c.source, c.link] for c in verdicts.collect(config)],
+        configfiles=[os.path.relpath(f) if os.path.isabs(f) else f for f in workflow.configfiles] or ["config/config.yaml"],
+        models=cfg("models"),
+        tiny=cfg("tiny_model"),
+    log:
+        f"{RESULTS}/logs/verdicts.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    script:
+        "../workflow/scripts/verdicts.py"
+
+
+# A sortable HTML view of every result table (Snakemake's report shows HTML
+# inline but offers a CSV only as a download), under the CSV's own category and
+# caption (read from the report(...) flag of the rule that writes the CSV).
+rule table_html:
+    output:
+        report(
+            f"{RESULTS}/tables/{{table}}.html",
+            caption="../workflow/report/table_html.rst",
+            category=lambda wc: verdicts.report_flag(workflow.rules, f"{RESULTS}/tables/{wc.table}.csv").category,
+        ),
+    input:
+        table=f"{RESULTS}/tables/{{table}}.csv",
+        code=code("table_html"),
+    params:
+        caption=lambda wc: verdicts.caption_text(workflow.rules, f"{RESULTS}/tables/{wc.table}.csv", config),
+    wildcard_constraints:
+        table=r"[^/]+",
+    log:
+        f"{RESULTS}/logs/table_html/{{table}}.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    script:
+        "../workflow/scripts/table_html.py"

@@ -78,7 +78,7 @@ rule pass_prune:
 
 rule pass_table:
     output:
-        report(f"{RESULTS}/tables/pass.csv", caption="../workflow/report/pass_table.rst", category="Vision: PASS"),
+        report(f"{RESULTS}/tables/pass.csv", caption="../workflow/report/pass_table.rst", category="Vision (PASS)"),
     input:
         records=lambda wc: pass_grid.records(config),
         code=code("pass_table"),
@@ -94,8 +94,8 @@ rule pass_table:
 
 rule figure_pass:
     output:
-        accuracy=report(f"{RESULTS}/figures/pass-accuracy.png", caption="../workflow/report/pass_accuracy.rst", category="Vision: PASS"),
-        channels=report(f"{RESULTS}/figures/pass-channels.png", caption="../workflow/report/pass_channels.rst", category="Vision: PASS"),
+        accuracy=report(f"{RESULTS}/figures/pass-accuracy.png", caption="../workflow/report/pass_accuracy.rst", category="Vision (PASS)"),
+        channels=report(f"{RESULTS}/figures/pass-channels.png", caption="../workflow/report/pass_channels.rst", category="Vision (PASS)"),
     input:
         table=f"{RESULTS}/tables/pass.csv",
         code=code("figure_pass"),

@@ -17,8 +17,8 @@ from conftest import ROOT, copy_repo, snakemake
 PKG = ROOT / "workflow" / "compbench"
 CORE = {
     "__init__", "artifacts", "blocks", "calibration", "calibration_catalogue", "calibration_data", "config", "corpus",
-    "deps", "device", "figures", "knowledge", "lines", "models", "ops", "perplexity", "pretrain", "provenance", "registry",
-    "runlog", "tasks", "tokenizer", "variants", "zeroshot",
+    "deps", "device", "figures", "htmltable", "knowledge", "lines", "models", "ops", "perplexity", "pretrain", "provenance",
+    "registry", "runlog", "tasks", "tokenizer", "variants", "verdicts", "zeroshot",
 }  # fmt: skip
 
 
@@ -27,7 +27,7 @@ def test_top_level_holds_only_core_modules_and_each_line_is_a_subpackage():
     subpackages = {p.parent.name for p in PKG.glob("*/__init__.py")}
     assert subpackages == {line.package for line in lines.LINES.values()}
     for line in lines.LINES.values():
-        for module in ("grid", "check"):
+        for module in ("grid", "check", "claims"):
             assert (PKG / line.package / f"{module}.py").exists(), f"{line.package}/{module}.py missing"
         assert callable(line.grid.targets) and callable(line.module("check").check)
 
@@ -43,9 +43,9 @@ def test_the_cycle_detector_finds_a_cycle(monkeypatch):
     assert ["compbench.registry", "compbench.variants"] in deps.cycles()
 
 
-def test_grids_checks_and_the_line_registry_import_without_torch():
-    mods = ["compbench.lines", "compbench.config", "compbench.deps", "compbench.ops"]
-    mods += [f"compbench.{line.package}.{m}" for line in lines.LINES.values() for m in ("grid", "check")]
+def test_grids_checks_claims_and_the_line_registry_import_without_torch():
+    mods = ["compbench.lines", "compbench.config", "compbench.deps", "compbench.ops", "compbench.verdicts"]
+    mods += [f"compbench.{line.package}.{m}" for line in lines.LINES.values() for m in ("grid", "check", "claims")]
     code = (
         "import sys\n"
         + "".join(f"import {m}\n" for m in mods)

@@ -6,7 +6,10 @@ A line is active when its config section is present. Its subpackage has
   optionally ``variants(config, model)``, the model variants it adds to the
   evaluation (name -> artifact directory);
 * ``check.py``: ``check(config)``, cross-field checks beyond the JSON schema,
-  raising :class:`compbench.config.ConfigError`.
+  raising :class:`compbench.config.ConfigError`;
+* ``claims.py`` (torch-free): ``claims(config)``, the papers' claims this config
+  tests, with their anchors and how the result tables decide them
+  (:mod:`compbench.verdicts`, the report's front page).
 
 The Snakefile asks this module for `rule all`'s inputs, each line's target rule
 and the variants every evaluation covers; nothing depends on the order in
@@ -137,15 +140,34 @@ def core_targets(config: dict) -> list[str]:
     return out
 
 
-def targets(config: dict, name: str | None = None) -> list[str]:
-    """Final files of one line (by name), or of everything (`rule all`)."""
-    if name is not None:
-        line = LINES[name]
-        return line.grid.targets(config) if line.active(config) else []
+def result_targets(config: dict) -> list[str]:
+    """Final files of the core and of every active line."""
     out = core_targets(config)
     for line in active(config):
         out += line.grid.targets(config)
     return list(dict.fromkeys(out))
+
+
+def targets(config: dict, name: str | None = None) -> list[str]:
+    """Final files of one line (by name), or of everything (`rule all`: the core's,
+    every active line's, and the report's own files)."""
+    if name is not None:
+        line = LINES[name]
+        return line.grid.targets(config) if line.active(config) else []
+    return result_targets(config) + report_targets(config)
+
+
+def claims(config: dict) -> list:
+    """Every active line's paper claims (``<line>/claims.py``), for the report's verdict table."""
+    return [c for line in active(config) for c in line.module("claims").claims(config)]
+
+
+def report_targets(config: dict) -> list[str]:
+    """The report's own files: the verdict table (and the front page generated from it) and a
+    sortable HTML view of every result table of the config (rules/report.smk)."""
+    tables = [t for t in result_targets(config) if t.startswith(f"{RESULTS}/tables/") and t.endswith(".csv")]
+    tables.append(f"{RESULTS}/tables/verdicts.csv")
+    return [f"{RESULTS}/report/front.rst", *tables[-1:]] + [t[: -len(".csv")] + ".html" for t in tables]
 
 
 def check(config: dict) -> None:

@@ -82,5 +82,6 @@ def targets(config: dict) -> list[str]:
         "figures/pruning-{model}.png",
         "figures/allocation-{model}.png",
         "figures/pruning-paper-table-{model}.png",
+        "figures/pruning-paper-table-{model}.html",
         "figures/alpha-sweep-{model}.png",
     )

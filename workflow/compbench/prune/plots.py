@@ -63,28 +63,41 @@ def allocation_bars(table: pd.DataFrame, title: str):
     return fig
 
 
-def pruning_paper_table(table: pd.DataFrame, anchors: dict, title: str):
-    """Perplexity by (method, allocation) × sparsity, with the paper's anchors beside."""
+PAPER_COLUMN = "paper, LLaMA-7B @0.7"
+
+
+def paper_table(table: pd.DataFrame, anchors: dict) -> pd.DataFrame:
+    """The AlphaPruning paper's table shape: perplexity (first evaluation data set) by
+    method / allocation (rows, dense first) and target sparsity (columns; N:M patterns
+    are their own rows at their realised sparsity), with the paper's anchors
+    (``pruning.anchors``) beside when the config gives any. A cell the grid does not
+    run is NaN (drawn as "–")."""
     table = _grid(table)
-    t = table[table["method"] != "dense"]
-    ds = sorted(t["dataset"].dropna().unique())[0]
-    t = t[t.dataset == ds].pivot_table(index=["method", "allocation"], columns="target", values="perplexity")
-    cols = [f"{c:g}" for c in t.columns]
-    cells = [[f"{v:.1f}" for v in row] for row in t.values]
-    labels = [f"{m} / {a}" for m, a in t.index]
-    paper = [anchors.get(f"{m}/{a}", "") for m, a in t.index]
-    fig, ax = plt.subplots(figsize=(2.5 + 1.1 * (len(cols) + 1), 0.8 + 0.3 * len(t)))
+    ds = sorted(table["dataset"].dropna().unique())[0]
+    t = table[table.dataset == ds]
+    dense = t[t.method == "dense"]["perplexity"]
+    pruned = t[t.method != "dense"]
+    wide = pruned.pivot_table(index=["method", "allocation"], columns="target", values="perplexity", aggfunc="first")
+    wide.columns = [f"{c:g}" for c in wide.columns]
+    wide.index = [f"{m} / {a}" for m, a in wide.index]
+    out = pd.concat([pd.DataFrame({c: [dense.iloc[0] if len(dense) else float("nan")] for c in wide.columns}, index=["dense"]), wide])
+    if anchors:
+        out[PAPER_COLUMN] = [anchors.get("dense", float("nan"))] + [anchors.get(k.replace(" / ", "/"), float("nan")) for k in wide.index]
+    out.index.name = f"perplexity ({ds})"
+    return out
+
+
+def pruning_paper_table(table: pd.DataFrame, anchors: dict, title: str):
+    """:func:`paper_table` drawn as a figure ("–": not run here / no paper number)."""
+    t = paper_table(table, anchors)
+    cells = [["–" if pd.isna(v) else f"{v:.1f}" for v in row] for row in t.values]
+    fig, ax = plt.subplots(figsize=(2.5 + 1.1 * (len(t.columns) + 1), 0.8 + 0.3 * len(t)))
     ax.axis("off")
-    tab = ax.table(
-        cellText=[c + [str(p)] for c, p in zip(cells, paper)], rowLabels=labels, colLabels=cols + ["paper, LLaMA-7B @0.7"], loc="center"
-    )
+    tab = ax.table(cellText=cells, rowLabels=list(t.index), colLabels=list(t.columns), loc="center")
     tab.auto_set_font_size(False)
     tab.set_fontsize(8)
-    dense = table[(table.method == "dense") & (table.dataset == ds)]["perplexity"]
-    ax.set_title(
-        f"{title}: perplexity ({ds}); dense {dense.iloc[0]:.1f} (paper dense {anchors.get('dense', '?')})" if len(dense) else title,
-        fontsize=9,
-    )
+    note = "" if anchors else "; no paper anchors in this config (pruning.anchors)"
+    ax.set_title(f"{title}: {t.index.name}{note}", fontsize=9)
     return fig
 
 

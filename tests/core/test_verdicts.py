@@ -1,0 +1,338 @@
+"""The report's front page and tables: the verdict function, every line's claims on
+hand-made tables, the generated page and every caption as clean reStructuredText
+(docutils prints a "System Message" box into the report for each warning), and the
+sortable HTML tables."""
+
+from __future__ import annotations
+
+import math
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+from types import SimpleNamespace
+
+import jinja2
+import pandas as pd
+import pytest
+import yaml
+
+from compbench import htmltable, lines, verdicts
+from compbench.verdicts import FAILS, HOLDS, NOISE, UNTESTABLE, verdict
+from conftest import ROOT
+
+REPORT = ROOT / "workflow" / "report"
+
+
+# ---------------------------------------------------------------- the verdict
+@pytest.mark.parametrize(
+    "diff, interval, strict, word",
+    [
+        (1.0, None, True, HOLDS),
+        (-1.0, None, True, FAILS),
+        (0.0, None, True, FAILS),  # "beats": a tie is not a win
+        (0.0, None, False, HOLDS),  # "on par or better": a tie holds
+        (None, None, True, UNTESTABLE),
+        (float("nan"), None, True, UNTESTABLE),
+        (0.5, (0.1, 0.9), True, HOLDS),
+        (0.2, (-0.1, 0.5), True, NOISE),
+        (-0.3, (-0.5, -0.1), True, FAILS),
+        (0.2, (0.0, 0.4), False, HOLDS),
+        (0.2, (0.0, 0.4), True, NOISE),
+        (None, (0.1, 0.2), True, UNTESTABLE),
+    ],
+)
+def test_verdict_known_answers(diff, interval, strict, word):
+    assert verdict(diff, interval, strict) == word
+
+
+def test_within_noise_only_with_an_interval():
+    assert {verdict(d) for d in (-2.0, -1e-9, 0.0, 1e-9, 3.0)} == {HOLDS, FAILS}
+    with pytest.raises(ValueError, match="lo <= hi"):
+        verdict(0.1, (0.5, -0.5))
+
+
+def test_outcome_noise_text():
+    assert verdicts.Outcome("x", 0.3).noise == "one run, no interval"
+    assert verdicts.Outcome("x", 0.3, (0.1, 0.5)).noise == "interval [0.1, 0.5]"
+    assert verdicts.untestable("why").verdict == UNTESTABLE
+
+
+# ---------------------------------------------------------------- claims on hand-made tables
+def _config(name: str) -> dict:
+    from snakemake.utils import validate
+
+    cfg = yaml.safe_load((ROOT / "config" / f"{name}.yaml").read_text())
+    validate(cfg, str(ROOT / "config" / "schema.yaml"), set_default=True)
+    return cfg
+
+
+def _claim(cfg, cid):
+    return {c.id: c for c in verdicts.collect(cfg)}[cid]
+
+
+def _reader(tables: dict):
+    return lambda path: tables[path]
+
+
+def test_pruning_claim_compares_alpha_with_uniform_at_70_percent():
+    cfg = _config("config")
+    c = _claim(cfg, "pruning/alpha-beats-uniform/tiny/wanda")
+    rows = [
+        ("wanda", "uniform", 0.7, 125.0),
+        ("wanda", "alpha", 0.7, 146.8),
+        ("wanda", "uniform", 0.8, 200.0),
+        ("wanda", "alpha", 0.8, 150.0),
+    ]
+    t = pd.DataFrame(rows, columns=["method", "allocation", "target", "perplexity"]).assign(dataset="tiny")
+    o = c.evaluate(_reader({c.inputs[0]: t}))
+    assert o.diff == pytest.approx(125.0 - 146.8) and o.verdict == FAILS
+    assert "uniform 125.0 → alpha 146.8" in o.numbers
+    assert c.anchor == "uniform 85.77 → alpha 23.86"
+    o = c.evaluate(_reader({c.inputs[0]: t[t.allocation != "alpha"]}))
+    assert o.verdict == UNTESTABLE and "alpha/uniform" in o.why
+
+
+def test_spectra_claim_margin_to_the_well_trained_range():
+    cfg = _config("smoke")
+    c = _claim(cfg, "spectra/heavy-tailed/tiny")
+    t = pd.DataFrame({"block": [0, 1], "alpha_peak": [2.5, 5.0]})
+    o = c.evaluate(_reader({c.inputs[0]: t}))
+    assert o.diff == pytest.approx(0.5) and o.verdict == HOLDS
+    o = c.evaluate(_reader({c.inputs[0]: t.assign(alpha_peak=[1.7, 3.0])}))
+    assert o.diff == pytest.approx(-0.3) and o.verdict == FAILS
+
+
+def test_memtrain_claims_on_bytes_and_perplexity():
+    cfg = _config("smoke")
+    mib = 2**20
+    t = pd.DataFrame(
+        [
+            ("finetune", "qgalore", "bytes_total", 34 * mib),
+            ("finetune", "lora", "bytes_total", 37 * mib),
+            ("finetune", "galore", "bytes_total", 44 * mib),
+            ("finetune", "qgalore", "test_perplexity", 103.3),
+            ("finetune", "galore", "test_perplexity", 103.4),
+            ("pretrain", "qgalore", "bytes_total", 99 * mib),
+        ],
+        columns=["regime", "variant", "metric", "value"],
+    )
+    mem = _claim(cfg, "memtrain/qgalore-less-memory")
+    o = mem.evaluate(_reader({mem.inputs[0]: t}))
+    assert o.diff == pytest.approx(3 * mib) and o.verdict == HOLDS and "-8% vs the smallest" in o.numbers
+    ppl = _claim(cfg, "memtrain/qgalore-matches-galore")
+    assert ppl.evaluate(_reader({ppl.inputs[0]: t})).diff == pytest.approx(0.1)
+    assert ppl.evaluate(_reader({ppl.inputs[0]: t[t.variant != "galore"]})).verdict == UNTESTABLE
+
+
+def test_calibration_claims():
+    cfg = _config("config")
+    rows = []
+    for source, fmt, cat, acc in [
+        ("tiny", "raw", "pretraining", 0.6),
+        ("arith", "concat", "arithmetic", 0.8),
+        ("arith", "zero", "arithmetic", 0.9),
+    ]:
+        for task in ("a", "b"):
+            rows.append((f"calib-{source}-{fmt}", source, fmt, cat, "wanda", task, "acc", acc))
+    rows.append(("dense", "(dense)", None, "dense", "dense", "a", "acc", 0.5))
+    t = pd.DataFrame(rows, columns=["variant", "source", "format", "category", "method", "dataset", "metric", "value"])
+    par = _claim(cfg, "calibration/arithmetic-on-par/tiny")
+    o = par.evaluate(_reader({par.inputs[0]: t}))
+    assert o.diff == pytest.approx(85.0 - 60.0) and o.verdict == HOLDS
+    icl = _claim(cfg, "calibration/icl-helps/tiny")
+    o = icl.evaluate(_reader({icl.inputs[0]: t}))
+    assert o.diff == pytest.approx(80.0 - 90.0) and o.verdict == FAILS
+    smoke = _claim(_config("smoke"), "calibration/icl-helps/tiny")
+    assert smoke.evaluate(_reader({smoke.inputs[0]: t[t.format != "zero"]})).verdict == UNTESTABLE
+
+
+def test_lowrank_claims():
+    cfg = _config("config")
+    t = pd.DataFrame(
+        [
+            ("lowrank-uniform-0.6", 110.0),
+            ("lowrank-welore-0.6", 108.0),
+            ("lowrank-welore-0.5-ft-full", 105.0),
+            ("lowrank-welore-0.5-ft-lrc", 105.0),
+        ],
+        columns=["variant", "value"],
+    ).assign(metric="perplexity", dataset="tiny")
+    for cid, diff, word in [("lowrank/welore-beats-uniform/tiny", 2.0, HOLDS), ("lowrank/lrc-matches-full/tiny", 0.0, HOLDS)]:
+        c = _claim(cfg, cid)
+        o = c.evaluate(_reader({c.inputs[0]: t}))
+        assert o.diff == pytest.approx(diff) and o.verdict == word, cid
+
+
+def test_speech_vision_fusion_compose_claims():
+    cfg = _config("smoke")
+    speech = pd.DataFrame(
+        [
+            ("dense", "test_wer", 0.071),
+            ("dense", "params_effective", 157817),
+            ("lrsms-r50-svd", "test_wer", 0.052),
+            ("lrsms-r50-svd", "params_effective", 108665),
+            ("ddp-utterance-0.5", "test_wer", 0.173),
+            ("msrs-sparse", "info", "{}"),
+        ],
+        columns=["run", "metric", "value"],
+    )
+    read = _reader({"results/tables/speech.csv": speech})
+    o = _claim(cfg, "speech/lrsms-parity").evaluate(read)
+    assert o.diff == pytest.approx(0.019) and o.verdict == HOLDS and "1.45x fewer" in o.numbers
+    assert _claim(cfg, "speech/ddp-parity").evaluate(read).verdict == FAILS
+    assert _claim(cfg, "speech/msrs-parity").evaluate(read).verdict == UNTESTABLE
+
+    pas = pd.DataFrame(
+        [("pass", 0.5, "accuracy", 0.577), ("l1_uniform", 0.5, "accuracy", 0.562)], columns=["method", "target", "metric", "value"]
+    )
+    o = _claim(cfg, "vision/pass-beats-l1/0.5").evaluate(_reader({"results/tables/pass.csv": pas}))
+    assert o.diff == pytest.approx(0.015) and o.verdict == HOLDS
+
+    fus = pd.DataFrame({"method": ["moe_fusion", "task_arithmetic"], "hypervolume": [0.104, 0.074], "reference": ["[0.5, 0.5]"] * 2})
+    o = _claim(cfg, "fusion/moe-beats-task-arithmetic/tiny").evaluate(_reader({"results/tables/fusion-tiny.csv": fus}))
+    assert o.diff == pytest.approx(0.03) and o.verdict == HOLDS
+
+    runs = pd.DataFrame(
+        [
+            ("ft", None, "edit", None, 0.9),
+            ("ft", "wanda", "edit", "compress", 0.7),
+            ("wanda", "ft", "compress", "edit", 0.6),
+            ("ga", None, "unlearn", None, 0.4),
+        ],
+        columns=["first", "second", "first_category", "second_category", "value"],
+    ).assign(metric="edit_success")
+    c = _claim(cfg, "compose/compression-hurts-editing/tiny")
+    o = c.evaluate(_reader({c.inputs[0]: runs}))
+    assert o.diff == pytest.approx(0.9 - 0.65) and o.verdict == HOLDS
+    pairs = pd.DataFrame({"metric": ["edit_success"] * 2, "categories": ["compress×edit", "edit×unlearn"], "order_sensitivity": [0.1, 0.5]})
+    c = _claim(cfg, "compose/order-matters/tiny")
+    assert c.evaluate(_reader({c.inputs[0]: pairs})).diff == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize("name", ["smoke", "config"])
+def test_claims_are_unique_and_link_to_report_items(name):
+    cfg = _config(name)
+    claims = verdicts.collect(cfg)
+    assert claims and len({c.id for c in claims}) == len(claims)
+    assert {c.line for c in claims} == {line.name for line in lines.active(cfg)}
+    items = set(lines.targets(cfg))
+    for c in claims:
+        assert c.link in items, (c.id, c.link)
+        assert all(p.startswith("results/") for p in c.inputs)
+    assert set(verdicts.inputs(cfg)) == {p for c in claims for p in c.inputs}
+
+
+def test_a_repeated_claim_id_fails(monkeypatch):
+    cfg = _config("smoke")
+    one = verdicts.collect(cfg)[0]
+    monkeypatch.setattr(lines, "claims", lambda config: [one, one])
+    with pytest.raises(ValueError, match=re.escape(one.id)):
+        verdicts.collect(cfg)
+
+
+# ---------------------------------------------------------------- clean reStructuredText
+def _categories() -> list[str]:
+    text = "".join(p.read_text() for p in (ROOT / "rules").glob("*.smk"))
+    return sorted(set(re.findall(r'category="([^"]+)"', text)))
+
+
+def test_category_names_make_distinct_link_targets():
+    """Snakemake appends `.. _<category>: javascript:...` to every caption; a colon ends a
+    target name, so "Vision: PASS" and "Vision: MoE fusion" both became the target
+    "vision" and the front page showed a duplicate-target System Message."""
+    cats = _categories()
+    assert "Vision (PASS)" in cats and not [c for c in cats if ":" in c]
+    assert verdicts.rst_problems("Text.\n" + verdicts.report_links(cats, ["a.png", "b.csv"])) == []
+    assert verdicts.rst_problems("Text.\n" + verdicts.report_links(["Vision: A", "Vision: B"], [])) != []  # the old failure
+
+
+def _render_caption(path: Path, cfg: dict) -> str:
+    snakemake = SimpleNamespace(
+        wildcards=SimpleNamespace(model="tiny", table="pruning-tiny"),
+        config=cfg,
+        params=SimpleNamespace(caption=(REPORT / "pruning_table.rst").read_text()),
+        input=SimpleNamespace(table="results/tables/pruning-tiny.csv"),
+    )
+    return jinja2.Template(path.read_text(), undefined=jinja2.StrictUndefined).render(snakemake=snakemake)
+
+
+@pytest.mark.parametrize("caption", sorted(p.name for p in REPORT.glob("*.rst") if p.name != "workflow.rst"))
+def test_every_caption_is_clean_restructured_text(caption):
+    text = _render_caption(REPORT / caption, _config("smoke"))
+    assert len(text.split()) >= 12, "a caption says what is plotted, on which model and data, and how to read it"
+    assert verdicts.rst_problems(text + verdicts.report_links(_categories(), ["x.png"])) == []
+
+
+def test_the_front_page_is_clean_with_awkward_text(tmp_path, monkeypatch):
+    rows = [
+        {
+            "line": "pruning",
+            "paper": "A_B *C*",
+            "claim": "x_y `z` | w \\ v",
+            "anchor": "≤ 2 *",
+            "source": "Table_1",
+            "this_run": "1.0 → 2.0",
+            "noise": "one run, no interval",
+            "verdict": HOLDS,
+            "link": "results/figures/pruning-tiny.png",
+        }
+    ] * 3
+    meta = verdicts.run_meta(["config/smoke.yaml"], {"tiny": {"source": "tiny"}}, {"hidden_size": 32, "num_layers": 2}, {"cpu"}, "today")
+    page = verdicts.front_page(rows, meta)
+    assert page.count("   * - pruning") == 3 and ":config: config/smoke.yaml" in page
+    assert verdicts.rst_problems(page + verdicts.report_links([], ["pruning-tiny.png"])) == []
+    # the workflow description includes it, relative to the report's working directory
+    (tmp_path / "results" / "report").mkdir(parents=True)
+    (tmp_path / "results" / "report" / "front.rst").write_text(page)
+    monkeypatch.chdir(tmp_path)
+    desc = (REPORT / "workflow.rst").read_text()
+    assert ".. include:: results/report/front.rst" in desc
+    assert verdicts.rst_problems(desc + verdicts.report_links(_categories(), ["pruning-tiny.png"])) == []
+
+
+# ---------------------------------------------------------------- HTML tables
+class _Cells(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.rows, self.heads = [], []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "tr":
+            self.rows.append([])
+        elif tag == "td":
+            self.rows[-1].append(dict(attrs))
+
+
+def test_html_table_sortable_without_nan():
+    t = pd.DataFrame({"method": ["wanda", "sparsegpt"], "perplexity": [125.04, float("nan")], "n": [3, 4], "config": ["{}", "{}"]})
+    page = htmltable.to_html(t, "pruning-tiny.csv")
+    table = page.split("<table", 1)[1]
+    assert not re.search(r"\bnan\b", table, re.I) and "config" not in table
+    p = _Cells()
+    p.feed(page)
+    body = [r for r in p.rows if r]
+    assert len(body) == 2 and body[0][1] == {"class": "n", "data-v": "125.04"} and body[1][1] == {}
+    assert 'class="sortable"' in page and "Columns config (run provenance" in page
+
+
+def test_pruning_paper_table_has_no_nan_and_no_question_mark():
+    from compbench.prune import plots
+
+    t = pd.DataFrame(
+        [
+            ("dense", "dense", 0.0, 100.0),
+            ("wanda", "uniform", 0.7, 125.0),
+            ("wanda", "alpha", 0.7, 146.0),
+            ("wanda", "2:4", 0.5, 108.0),
+            ("wanda", "alpha-eps0.1", 0.7, 999.0),
+        ],
+        columns=["method", "allocation", "target", "perplexity"],
+    ).assign(dataset="tiny")
+    bare = plots.paper_table(t, {})
+    assert plots.PAPER_COLUMN not in bare and list(bare.index) == ["dense", "wanda / 2:4", "wanda / alpha", "wanda / uniform"]
+    assert bare.loc["dense", "0.7"] == 100.0 and math.isnan(bare.loc["wanda / 2:4", "0.7"])
+    withp = plots.paper_table(t, {"dense": 5.68, "wanda/uniform": 85.77})
+    assert withp.loc["wanda / uniform", plots.PAPER_COLUMN] == 85.77 and withp.loc["dense", plots.PAPER_COLUMN] == 5.68
+    fig = plots.pruning_paper_table(t, {}, "tiny")
+    texts = [c.get_text().get_text() for c in fig.axes[0].tables[0].get_celld().values()]
+    assert "nan" not in texts and "–" in texts and "?" not in fig.axes[0].get_title()

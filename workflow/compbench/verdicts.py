@@ -1,0 +1,278 @@
+"""The report's front page: every paper claim of the active lines, the paper's
+anchor number, this run's number(s) and a verdict computed from the result tables.
+
+Each research line states its claims in ``<line>/claims.py`` (torch-free):
+``claims(config) -> list[Claim]``. A claim names the result files it reads
+(``inputs``, the rule ``verdicts``'s inputs), the report item its row links to
+(``link``) and an ``evaluate(read)`` that returns an :class:`Outcome` from those
+tables (``read(path) -> DataFrame``). The verdict word is never written by hand:
+it is :func:`verdict` of the outcome's difference, oriented so that a positive
+difference supports the claim.
+
+Issue 22 will add seeds: a claim then passes a confidence interval of its
+difference, and :func:`verdict` says "within noise" when the interval covers 0.
+Without an interval the verdict is the sign of the difference, and the front page
+says that no interval was computed.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import platform
+from dataclasses import dataclass, field
+from typing import Callable
+
+HOLDS = "holds"
+FAILS = "does not hold"
+NOISE = "within noise"
+UNTESTABLE = "not testable here"
+WORDS = (HOLDS, FAILS, NOISE, UNTESTABLE)
+
+
+def verdict(diff: float | None, interval: tuple[float, float] | None = None, strict: bool = True) -> str:
+    """The verdict on a claim from its oriented difference (> 0: the claim's direction).
+
+    ``interval`` is a confidence interval (lo, hi) of that difference (issue 22):
+    above 0 -> holds, below 0 -> does not hold, covering 0 -> within noise.
+    Without one, the sign decides; ``strict=False`` counts a difference of exactly
+    0 as holding (claims of parity, "on par or better"). ``None`` or NaN: the run
+    has no number for the claim -> not testable here."""
+    if diff is None or (isinstance(diff, float) and math.isnan(diff)):
+        return UNTESTABLE
+    if interval is not None:
+        lo, hi = (float(x) for x in interval)
+        if not lo <= hi:
+            raise ValueError(f"interval {interval!r}: expected (lo, hi) with lo <= hi")
+        if lo > 0 or (not strict and lo >= 0):
+            return HOLDS
+        if hi < 0:
+            return FAILS
+        return NOISE
+    return HOLDS if diff > 0 or (not strict and diff == 0) else FAILS
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a run says about one claim."""
+
+    numbers: str  # this run's number(s), as printed on the front page
+    diff: float | None  # oriented difference (> 0 supports the claim); None: not testable
+    interval: tuple[float, float] | None = None  # a confidence interval of diff (issue 22)
+    strict: bool = True  # False: a difference of exactly 0 holds (parity claims)
+    why: str = ""  # for "not testable here": what the run lacks
+
+    @property
+    def verdict(self) -> str:
+        return verdict(self.diff, self.interval, self.strict)
+
+    @property
+    def noise(self) -> str:
+        if self.diff is None or (isinstance(self.diff, float) and math.isnan(self.diff)):
+            return "–"
+        if self.interval is None:
+            return "one run, no interval"
+        lo, hi = self.interval
+        return f"interval [{lo:.3g}, {hi:.3g}]"
+
+
+def untestable(why: str) -> Outcome:
+    return Outcome(numbers="–", diff=None, why=why)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One claim of a paper, checked on this run's tables."""
+
+    id: str  # unique, e.g. "pruning/alpha-beats-uniform/wanda"
+    line: str  # the research line (compbench.lines name)
+    paper: str  # short citation
+    statement: str  # the claim, in one sentence
+    anchor: str  # the paper's number(s) for it
+    source: str  # where the anchor is: paper, table/section, model, data
+    link: str  # the report item (a result file) the row links to
+    inputs: tuple[str, ...]  # result files that evaluate reads
+    evaluate: Callable[[Callable], Outcome] = field(compare=False, repr=False)
+
+
+def collect(config: dict) -> list[Claim]:
+    """Every claim of the config's active lines, in the lines' order."""
+    from compbench import lines
+
+    out = lines.claims(config)
+    ids = [c.id for c in out]
+    dup = sorted({i for i in ids if ids.count(i) > 1})
+    if dup:
+        raise ValueError(f"claim ids must be unique; repeated: {dup}")
+    return out
+
+
+def inputs(config: dict) -> list[str]:
+    return list(dict.fromkeys(p for c in collect(config) for p in c.inputs))
+
+
+def evaluate(claims: list[Claim], read: Callable) -> list[dict]:
+    """One row per claim: the claim, the paper's anchor, this run's numbers, the verdict."""
+    rows = []
+    for c in claims:
+        o = c.evaluate(read)
+        rows.append(
+            {
+                "id": c.id,
+                "line": c.line,
+                "paper": c.paper,
+                "claim": c.statement,
+                "anchor": c.anchor,
+                "source": c.source,
+                "this_run": o.numbers if o.diff is not None else f"– ({o.why})" if o.why else "–",
+                "difference": o.diff,
+                "interval_lo": o.interval[0] if o.interval else None,
+                "interval_hi": o.interval[1] if o.interval else None,
+                "noise": o.noise,
+                "verdict": o.verdict,
+                "link": c.link,
+            }
+        )
+    return rows
+
+
+# ---------------------------------------------------------------- the front page (reStructuredText)
+def _cell(text) -> str:
+    """A list-table cell: one line, with the characters reStructuredText treats as markup escaped."""
+    s = " ".join(str(text).split())
+    for ch in "\\*`_|":
+        s = s.replace(ch, "\\" + ch)
+    return s or "–"
+
+
+def front_page(rows: list[dict], meta: dict) -> str:
+    """The generated part of the report's front page: the run (config, models,
+    machine, date) and the verdict table, each row linking to its report item
+    by the target Snakemake defines for every result file (its basename)."""
+    out = [
+        "Run",
+        "---",
+        "",
+        *(f":{k}: {_cell(v)}" for k, v in meta.items()),
+        "",
+        "Verdicts",
+        "--------",
+        "",
+        "Each paper claim of this config's research lines, the paper's own number for it, this run's numbers and "
+        "the verdict computed from the result tables by the rule ``verdicts`` (never written by hand; also "
+        "``results/tables/verdicts.csv``). *holds* / *does not hold* is the sign of this run's difference in the "
+        "claim's direction; with one run there is no interval, so a small difference either way is not evidence "
+        "(*within noise* appears once seeds give an interval). *not testable here*: the config does not run "
+        "what the claim needs.",
+        "",
+        ".. list-table::",
+        "   :header-rows: 1",
+        "   :class: verdicts",
+        "",
+        "   * - line",
+        "     - claim",
+        "     - the paper's number (source)",
+        "     - this run",
+        "     - verdict (noise)",
+        "     - see",
+    ]
+    for r in rows:
+        link = r["link"].rsplit("/", 1)[-1]
+        out += [
+            f"   * - {_cell(r['line'])}",
+            f"     - {_cell(r['claim'])}",
+            f"     - {_cell(r['anchor'])} ({_cell(r['source'])})",
+            f"     - {_cell(r['this_run'])}",
+            f"     - **{_cell(r['verdict'])}** ({_cell(r['noise'])})",
+            f"     - `{link}`_",
+        ]
+    return "\n".join(out) + "\n"
+
+
+def cpu_model() -> str:
+    """The CPU's model name (Linux /proc/cpuinfo; else platform.processor())."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def describe_model(name: str, spec: dict, tiny: dict | None = None) -> str:
+    if spec.get("source") == "tiny":
+        tiny = tiny or {}
+        dims = f", hidden {tiny['hidden_size']}, {tiny['num_layers']} layers" if {"hidden_size", "num_layers"} <= set(tiny) else ""
+        return f"{name} (tiny LLaMA pretrained by the workflow{dims})"
+    return f"{name} ({spec.get('source')}: {spec.get('id', '?')})"
+
+
+def run_meta(configfiles, models: dict, tiny: dict | None, devices, date: str) -> dict:
+    """The front page's run fields: config, models, machine, date."""
+    return {
+        "config": ", ".join(configfiles),
+        "models": "; ".join(describe_model(m, spec, tiny) for m, spec in models.items()) or "none",
+        "machine": f"{platform.system()} {platform.machine()}, {cpu_model()}, {os.cpu_count()} cores"
+        + (f"; jobs ran on {', '.join(sorted(devices))}" if devices else ""),
+        "date": date,
+    }
+
+
+def rst_problems(text: str) -> list[str]:
+    """docutils' warnings and errors for a reStructuredText text (empty: clean).
+    The report renders captions and the front page with docutils, which prints a
+    'System Message' box into the page for each of these."""
+    from docutils.core import publish_parts
+
+    stream = io.StringIO()
+    publish_parts(text, writer="html", settings_overrides={"warning_stream": stream, "report_level": 2, "halt_level": 5})
+    return [line for line in stream.getvalue().splitlines() if line.strip()]
+
+
+def report_links(categories, files) -> str:
+    """The link targets Snakemake appends to every caption and to the front page
+    (snakemake/report/__init__.py, ``rst_links``), for checking texts that use them."""
+    out = ["", ".. _Workflow: javascript:show_panel('workflow')", ".. _Statistics: javascript:show_panel('statistics')"]
+    out += [f".. _{c}: javascript:app.showCategory('{c}')" for c in categories]
+    out += [f".. _{f}: javascript:app.showResultInfo('{f}')" for f in files]
+    return "\n".join(out) + "\n"
+
+
+# ---------------------------------------------------------------- report flags (rules/report.smk)
+
+
+def report_flag(rules, path: str):
+    """The ``report(...)`` flag (caption, category) of the rule output that produces
+    ``path``, so that a table's HTML view (rule ``table_html``) shows under the CSV's category and caption."""
+    from snakemake.io import get_flag_value, is_flagged
+
+    for rule in rules:
+        for out in rule.output:
+            if is_flagged(out, "report") and out.match(path):
+                return get_flag_value(out, "report")
+    raise ValueError(f"no rule marks {path} for the report (report(...) on its output)")
+
+
+def caption_text(rules, path: str, config: dict) -> str:
+    """The caption of the rule output that produces ``path``, rendered as Snakemake
+    renders captions (Jinja2 with ``snakemake.wildcards`` / ``snakemake.config``)."""
+    from types import SimpleNamespace
+
+    import jinja2
+    from snakemake.io import get_flag_value, is_flagged
+
+    for rule in rules:
+        for out in rule.output:
+            match = is_flagged(out, "report") and out.match(path)
+            if match:
+                cap = get_flag_value(out, "report").caption
+                if cap is None:
+                    return ""
+                with open(cap.get_path_or_uri(secret_free=True) if hasattr(cap, "get_path_or_uri") else str(cap), encoding="utf-8") as f:
+                    text = f.read()
+                snakemake = SimpleNamespace(wildcards=SimpleNamespace(**match.groupdict()), config=config)
+                return jinja2.Template(text).render(snakemake=snakemake)
+    raise ValueError(f"no rule marks {path} for the report (report(...) on its output)")
