@@ -11,7 +11,7 @@
 
 import copy
 import os
-import shutil
+import re
 import stat
 import subprocess
 import sys
@@ -26,7 +26,7 @@ from compbench.artifacts import RECORD, verify_tree
 from compbench.compose import grid as compose_grid
 from compbench.lowrank import grid as lowrank_grid
 from compbench.memtrain import grid as memtrain_grid
-from conftest import ROOT, copy_repo, planned_jobs
+from conftest import ROOT, copy_repo, planned_jobs, snakemake
 
 SMOKE = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
 
@@ -200,44 +200,54 @@ def test_run_sh_main_refuses_beside_a_live_run(tmp_path):
     assert not (wd / "results" / "corpus").exists()
 
 
-@pytest.fixture(scope="module")
-def smoke_copy(smoke, tmp_path_factory):
-    """A copy of the finished smoke run (results and Snakemake's records), to damage."""
-    dest = tmp_path_factory.mktemp("smoke-copy") / "wf"
-    shutil.copytree(smoke.workdir, dest, symlinks=True, ignore=shutil.ignore_patterns("locks", "incomplete"))
-    return dest
+def nothing_planned(wd, target) -> bool:
+    out = snakemake(wd, "-n", target, "--configfile", "config/smoke.yaml").stdout
+    return "Nothing to be done" in out
+
+
+def truncation_story(wd, variant="train-lora"):
+    """Truncate a weight file inside the directory output results/variants/tiny/<variant> of a
+    finished run in ``wd``, check what the guarantee says, and restore the file (bytes and
+    time) afterwards, so the run stays as it was. (A copied workdir would not do: the code
+    inputs are absolute paths, so Snakemake would plan everything again in a copy.)"""
+    vdir = f"results/variants/tiny/{variant}"
+    consumer_rel = f"results/eval/tiny/{variant}/perplexity-tiny.csv"
+    weights = sorted((wd / vdir).glob("*.safetensors"))[0]
+    consumer = wd / consumer_rel
+    saved, wstat = weights.read_bytes(), weights.stat()
+    before, mtime = consumer.read_bytes(), consumer.stat().st_mtime
+    assert run_sh(wd, "verify").returncode == 0
+    assert nothing_planned(wd, consumer_rel)
+    weights.write_bytes(saved[: len(saved) // 2])
+    try:
+        # What the issue found: Snakemake sees a directory's time, not its content.
+        assert nothing_planned(wd, consumer_rel)
+        proc = run_sh(wd, "verify", "--configfile", "config/smoke.yaml")
+        assert proc.returncode == 1
+        assert str(weights.relative_to(wd)) in proc.stderr and "recorded" in proc.stderr
+        rebuild = f"bash workflow/run.sh snakemake --cores all --force {vdir} --configfile config/smoke.yaml"
+        assert rebuild in proc.stderr
+        # main does not start on it: no consumer reads the damaged file, none loses its output
+        proc = run_sh(wd, "main", consumer_rel, "--configfile", "config/smoke.yaml")
+        assert proc.returncode == 1 and "not started: damaged artifacts" in proc.stderr
+        assert consumer.read_bytes() == before and consumer.stat().st_mtime == mtime
+        # the consumer's loader itself refuses the damaged input, naming it
+        code = f"import sys; sys.path.insert(0, 'workflow'); from compbench import variants; variants.load({str(wd / vdir)!r})"
+        load = subprocess.run([sys.executable, "-c", code], cwd=wd, capture_output=True, text=True)
+        assert load.returncode != 0 and "CorruptArtifact" in load.stderr and weights.name in load.stderr
+        # the printed command is the one that rebuilds it (dry run: the job that writes it, forced)
+        plan = run_sh(wd, "snakemake", "-n", *rebuild.split()[3:])
+        out = plan.stdout + plan.stderr
+        assert plan.returncode == 0 and "forced:" in out and re.search(r"^total\s+1\s*$", out, re.M), out[-2000:]
+    finally:
+        weights.write_bytes(saved)
+        os.utime(weights, ns=(wstat.st_atime_ns, wstat.st_mtime_ns))
+    assert verify_tree(wd / "results") == {} and nothing_planned(wd, consumer_rel)
 
 
 @pytest.mark.workflow
-def test_truncated_artifact_is_named_by_verify_and_no_result_is_lost(smoke_copy):
-    wd = smoke_copy
-    assert run_sh(wd, "verify").returncode == 0
-    variant = wd / "results/variants/tiny/lowrank-welore-0.5"
-    weights = next(p for p in sorted(variant.glob("*.safetensors")))
-    consumer = wd / "results/eval/tiny/lowrank-welore-0.5/perplexity-tiny.csv"
-    before, mtime = consumer.read_bytes(), consumer.stat().st_mtime
-    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
-    # What the issue found: Snakemake sees a directory's time, not its content.
-    assert planned_jobs(wd) == {}
-    proc = run_sh(wd, "verify", "--configfile", "config/smoke.yaml")
-    assert proc.returncode == 1
-    assert str(weights) in proc.stderr and "recorded" in proc.stderr
-    rebuild = "bash workflow/run.sh snakemake --cores all --force results/variants/tiny/lowrank-welore-0.5 --configfile config/smoke.yaml"
-    assert rebuild in proc.stderr
-    # main does not start on it: no consumer reads the damaged file, none loses its output
-    proc = run_sh(wd, "main", "--configfile", "config/smoke.yaml")
-    assert proc.returncode == 1 and "not started: damaged artifacts" in proc.stderr
-    assert consumer.read_bytes() == before and consumer.stat().st_mtime == mtime
-    # the consumer itself refuses the damaged input (checked on load), naming it
-    code = f"import sys; sys.path.insert(0, 'workflow'); from compbench import variants; variants.load({str(variant)!r})"
-    load = subprocess.run([sys.executable, "-c", code], cwd=wd, capture_output=True, text=True)
-    assert load.returncode != 0 and "CorruptArtifact" in load.stderr and weights.name in load.stderr
-    # the printed command rebuilds it; then the consumers are planned on the rebuilt file
-    proc = run_sh(wd, *rebuild.split()[2:], timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert verify_tree(wd / "results") == {}
-    assert consumer.read_bytes() == before  # still there until its own job replaces it
-    assert planned_jobs(wd).get("perplexity", 0) >= 1
+def test_truncated_artifact_is_named_by_verify_and_no_result_is_lost(smoke):
+    truncation_story(smoke.workdir)
 
 
 CHANGES_NOT_READ = {
