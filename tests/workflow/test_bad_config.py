@@ -68,7 +68,7 @@ BAD = [
     ),
     ("hf model without id", edit("models.llama", {"source": "hf", "size": "tiny"}), ["llama", "'id' is a required property"]),
     ("no models", edit("models", {}), ["models"]),
-    ("unknown model source", edit("models.tiny.source", "local"), ["source", "local", "tiny", "hf"]),
+    ("unknown model source", edit("models.tiny.source", "ollama"), ["source", "ollama", "tiny", "hf", "gguf", "local"]),
     ("unknown resource class", edit("models.tiny.size", "huge"), ["models.tiny.size", "huge", "tiny"]),
     ("negative calibration samples", edit("pruning.calibration.n_samples", -8), ["n_samples", "-8"]),
     ("zero pretrain steps", edit("pretrain.steps", 0), ["steps", "0"]),

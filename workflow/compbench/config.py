@@ -8,6 +8,8 @@ The checks of the shared sections are here; each research line's own are in
 
 from __future__ import annotations
 
+from compbench import sources
+
 
 class ConfigError(ValueError):
     pass
@@ -21,10 +23,9 @@ def check(config: dict) -> None:
             raise ConfigError(
                 f"models.{name}.size={size!r} names no resource class; allowed: {', '.join(sorted(resources)) or '(none defined)'}"
             )
-        if spec.get("source") == "tiny":
-            for section in ("corpus", "tokenizer", "tiny_model", "pretrain"):
-                if section not in config:
-                    raise ConfigError(f"models.{name} has source 'tiny', which needs the `{section}` section")
+        problem = sources.check(name, spec, config)
+        if problem:
+            raise ConfigError(problem)
     tm = config.get("tiny_model")
     if tm and tm["hidden_size"] % tm["num_heads"]:
         raise ConfigError(f"tiny_model.hidden_size={tm['hidden_size']} must be divisible by tiny_model.num_heads={tm['num_heads']}")
