@@ -29,9 +29,9 @@ def check(config: dict) -> None:
     tm = config.get("tiny_model")
     if tm and tm["hidden_size"] % tm["num_heads"]:
         raise ConfigError(f"tiny_model.hidden_size={tm['hidden_size']} must be divisible by tiny_model.num_heads={tm['num_heads']}")
-    if "tiny" in config.get("evaluation", {}).get("perplexity", {}).get("datasets", []):
-        if "corpus" not in config:
-            raise ConfigError("evaluation.perplexity.datasets contains 'tiny', which needs the `corpus` section")
+    for ds in ("tiny", "natural"):
+        if ds in config.get("evaluation", {}).get("perplexity", {}).get("datasets", []) and "corpus" not in config:
+            raise ConfigError(f"evaluation.perplexity.datasets contains {ds!r}, which needs the `corpus` section")
     for name, cls in resources.items():
         if cls.get("gpu_model") and cls.get("gpu", 0) < 1:
             raise ConfigError(
