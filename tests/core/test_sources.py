@@ -264,3 +264,24 @@ def test_safetensors_less_local_dir_is_refused(tmp_path):
         _config({"m": {"source": "local", "path": str(d), "size": "tiny"}})
     with pytest.raises(FileNotFoundError, match="no safetensors weights"):
         models.load(d)
+
+
+def test_the_dag_makes_a_gguf_model_with_obtain_model_and_references_a_local_one(tmp_path):
+    """No rule branches on a source: `snakemake -n` plans obtain_model for the GGUF model,
+    nothing for the local directory, and evaluates both."""
+    from conftest import copy_repo, planned_jobs
+
+    gguf_path = tmp_path / "m.gguf"
+    write_llama_gguf(make_gqa_llama(seed=0), gguf_path)
+    local = tmp_path / "mine"
+    make_gqa_llama(seed=0).save_pretrained(local)
+    cfg = {k: v for k, v in SMOKE.items() if k in ("corpus", "evaluation", "resources", "device")}
+    cfg["models"] = {
+        "g": {"source": "gguf", "path": str(gguf_path), "size": "tiny"},
+        "l": {"source": "local", "path": str(local), "size": "tiny"},
+    }
+    (tmp_path / "wf").mkdir()
+    wd = copy_repo(tmp_path / "wf")
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    jobs = planned_jobs(wd, "--configfile", str(tmp_path / "c.yaml"))
+    assert jobs.get("obtain_model") == 1 and "pretrain_tiny" not in jobs and jobs.get("perplexity") == 2, jobs
