@@ -4,7 +4,7 @@ import re
 import os
 from pathlib import Path
 
-from compbench import deps, lines
+from compbench import deps, lines, sources
 from compbench.lines import RESULTS
 
 SCRIPTS = os.path.join(workflow.basedir, "workflow", "scripts")
@@ -38,8 +38,9 @@ def cfg(*keys, default=None):
     return canon(node)
 
 
-def models_of(source):
-    return [m for m, spec in config["models"].items() if spec["source"] == source]
+def models_made_by(rule):
+    """The models whose directory the given rule makes (compbench.sources: each source names its rule)."""
+    return sources.models_made_by(config, rule)
 
 
 def alternation(names):
@@ -75,7 +76,13 @@ def model_threads(wildcards):
 
 
 def model_dir(model):
-    return f"{RESULTS}/models/{model}"
+    """results/models/<model>, or the user's own directory (a `local` source, referenced, not copied)."""
+    return sources.model_dir(config, model)
+
+
+def model_source_inputs(wildcards):
+    """Local files a model's build reads (a GGUF given by path), so that a new file rebuilds it."""
+    return sources.get(config["models"][wildcards.model]).inputs(config["models"][wildcards.model])
 
 
 def corpus_files(split):

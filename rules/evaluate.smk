@@ -6,7 +6,7 @@ rule perplexity:
         f"{RESULTS}/eval/{{model}}/{{variant}}/perplexity-{{dataset}}.csv",
     input:
         variant=variant_input,
-        corpus=lambda wc: corpus_files("test") if wc.dataset == "tiny" else [],
+        corpus=lambda wc: corpus_files("test") if wc.dataset in ("tiny", "natural") else [],
         code=variant_code("perplexity"),
     params:
         spec=model_spec,

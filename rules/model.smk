@@ -1,6 +1,7 @@
-# Model stage: two sources behind one output, results/models/<name>/ (a
-# save_pretrained directory). Which rule makes it follows from the model's
-# `source` in the config, through disjoint wildcard constraints.
+# Model stage: every model source behind one output, results/models/<name>/ (a
+# save_pretrained directory). Which rule makes it is the source's `rule` in
+# compbench.sources (disjoint wildcard constraints); a `local` source has none:
+# its directory is referenced where it is (model_dir in rules/common.smk).
 
 
 rule pretrain_tiny:
@@ -13,7 +14,7 @@ rule pretrain_tiny:
         validation=corpus_files("validation"),
         code=code("pretrain"),
     wildcard_constraints:
-        model=alternation(models_of("tiny")),
+        model=alternation(models_made_by("pretrain_tiny")),
     params:
         tiny_model=cfg("tiny_model"),
         pretrain=cfg("pretrain"),
@@ -32,21 +33,25 @@ rule pretrain_tiny:
         "../workflow/scripts/pretrain.py"
 
 
-rule download_model:
+rule obtain_model:
     output:
         model=directory(f"{RESULTS}/models/{{model}}"),
     input:
-        code=code("download_model"),
+        files=model_source_inputs,
+        code=code("obtain_model"),
     wildcard_constraints:
-        model=alternation(models_of("hf")),
+        model=alternation(models_made_by("obtain_model")),
     params:
         spec=model_spec,
+        downloads=f"{RESULTS}/downloads",
     log:
-        f"{RESULTS}/logs/download/{{model}}.log",
-    threads: 1
+        f"{RESULTS}/logs/obtain_model/{{model}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/obtain_model/{{model}}.tsv"
+    threads: 2
     resources:
-        mem_mb=2000,
+        mem_mb=res("mem_mb"),
         runtime=res("runtime"),
     retries: 2  # network hiccups are worth a retry
     script:
-        "../workflow/scripts/download_model.py"
+        "../workflow/scripts/obtain_model.py"

@@ -57,6 +57,19 @@ def make_tiny_llama(
     return model.train() if training else model.eval()
 
 
+def make_gqa_llama(vocab=96, hidden=64, inter=128, layers=2, heads=4, kv_heads=2, positions=32, **kw):
+    """A small model with what the embedded tiny model never has and real models do
+    (SmolLM2-135M: 9 query / 3 key-value heads, k/v projections 576 -> 192, tied
+    embeddings): grouped-query attention (k_proj/v_proj of shape kv_heads*head_dim x
+    hidden, narrower than q_proj) and ``lm_head`` tied to the input embeddings. Sizes
+    are multiples of 32, so every matrix also fits GGUF's Q8_0 blocks."""
+    if kv_heads >= heads or heads % kv_heads:
+        raise ValueError(f"make_gqa_llama: kv_heads={kv_heads} must divide heads={heads} and be smaller")
+    return make_tiny_llama(
+        vocab=vocab, hidden=hidden, inter=inter, layers=layers, heads=heads, kv_heads=kv_heads, positions=positions, tie=True, **kw
+    )
+
+
 def save_tiny_llama(path: Path, **kw) -> Path:
     """``make_tiny_llama(**kw)`` saved (safetensors + config.json) as a model directory at ``path``."""
     make_tiny_llama(**kw).save_pretrained(path)

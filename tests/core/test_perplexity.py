@@ -51,3 +51,14 @@ def test_uniform_model_has_vocab_perplexity(model):
 
     res = perplexity.evaluate(Const(), torch.arange(64) % 50, seq_len=16)
     assert res["perplexity"] == pytest.approx(50.0, rel=1e-6)
+
+
+def test_natural_dataset_is_the_test_split_without_generated_text(tmp_path):
+    for source, text in {"wiki": "w1\n\nw2", "lee": "l1", "tasks": "t1", "knowledge": "k1"}.items():
+        (tmp_path / source).mkdir()
+        (tmp_path / source / "test.txt").write_text(text)
+    spec = {"sources": ["wiki", "tasks", "lee", "knowledge"]}
+    assert perplexity.DATASETS.get("natural")(spec, tmp_path) == "w1\n\nw2\n\nl1"
+    assert perplexity.DATASETS.get("tiny")(spec, tmp_path) == "w1\n\nw2\n\nt1\n\nl1\n\nk1"
+    with pytest.raises(ValueError, match=r"'natural' needs a natural-text corpus source; corpus.sources=\['tasks'\]"):
+        perplexity.DATASETS.get("natural")({"sources": ["tasks"]}, tmp_path)

@@ -77,7 +77,7 @@ BAD = [
     ),
     ("unknown device", edit("device", "tpu"), "device", "tpu", ("cpu", "cuda")),
     ("unknown device gpu", edit("device", "gpu"), "device", "gpu", ("auto", "cpu", "cuda")),
-    ("unknown model source", edit("models.tiny.source", "local"), "models.tiny.source", "local", ("tiny", "hf")),
+    ("unknown model source", edit("models.tiny.source", "ollama"), "models.tiny.source", "ollama", ("tiny", "hf", "gguf", "local")),
     ("unknown model dtype", edit("models.tiny.dtype", "fp8"), "models.tiny.dtype", "fp8", ("float32", "bfloat16")),
     ("unknown training variant", edit("memtrain.variants", ["adamw", "sgd"]), "memtrain.variants[1]", "sgd", ("adamw", "galore")),
     (

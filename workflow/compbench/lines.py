@@ -23,7 +23,9 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass, field
 
-RESULTS = "results"
+from compbench import sources
+
+RESULTS = sources.RESULTS  # one definition, in the torch-free sources module
 
 
 @dataclass(frozen=True)
@@ -82,14 +84,10 @@ def per_model(config: dict, *patterns: str) -> list[str]:
     return [f"{RESULTS}/{p.format(model=m)}" for m in config.get("models", {}) for p in patterns]
 
 
-def model_dir(model: str) -> str:
-    return f"{RESULTS}/models/{model}"
-
-
 def variants(config: dict, model: str) -> dict[str, str]:
     """Every variant of ``model`` that the evaluation covers: the dense model and
     what each active line adds (name -> directory)."""
-    out = {"dense": model_dir(model)}
+    out = {"dense": sources.model_dir(config, model)}
     for line in active(config):
         fn = getattr(line.grid, "variants", None)
         if fn is not None:

@@ -59,6 +59,18 @@ def tiny(spec: dict, corpus_dir=None) -> str:
     return "\n\n".join(docs)
 
 
+@DATASETS.register("natural")
+def natural(spec: dict, corpus_dir=None) -> str:
+    """The corpus's test split of its natural-text sources only (wiki, lee): without the
+    generated task and knowledge text, which a pretrained model never saw (``tiny`` keeps them)."""
+    from compbench.corpus import RELATIVE
+
+    natural_sources = [s for s in spec["sources"] if s not in RELATIVE]
+    if not natural_sources:
+        raise ValueError(f"perplexity dataset 'natural' needs a natural-text corpus source; corpus.sources={spec['sources']}")
+    return tiny({**spec, "sources": natural_sources}, corpus_dir)
+
+
 @torch.no_grad()
 def evaluate(
     model, ids: torch.Tensor, seq_len: int, batch_size: int = 8, device: torch.device | str = "cpu", max_windows: int | None = None
