@@ -158,6 +158,8 @@ def test_ddp_word_segments_known_answers():
     assert ddp.word_segments([5, 30, 50, 95], 130, 40) == [(0, 50, 0, 2), (50, 95, 2, 3), (95, 130, 3, 4)]
     assert ddp.word_segments([5, 30, 50, 115], 130, 40) == [(0, 50, 0, 2), (50, 130, 2, 4)]  # a 15-frame tail merges
     assert ddp.word_segments([3], 40, 40) == [(0, 40, 0, 1)]
+    assert ddp.word_segments([0, 50, 50, 90], 120, 40) == [(0, 50, 0, 1), (50, 90, 1, 3), (90, 120, 3, 4)]  # 1-2 spoken as one
+    assert ddp.word_segments([45, 45], 100, 40) == [(0, 100, 0, 2)]
     assert ddp.word_segments([0, 10, 20], 30, 5) == [(0, 10, 0, 1), (10, 20, 1, 2), (20, 30, 2, 3)]
     with pytest.raises(ValueError, match="non-decreasing"):
         ddp.word_segments([10, 5], 30, 5)
@@ -506,6 +508,13 @@ def test_espeak_word_starts_lie_in_the_pauses_of_the_programs_audio():
     assert len(starts) == 4 and starts[0] == 0 and all(p < q for p, q in zip(starts, starts[1:])) and starts[-1] < len(b)
     for s in starts[1:]:  # every later word starts right after a (near-)pause
         assert np.sqrt(np.mean(b[s - 200 : s] ** 2)) < 0.5 * np.sqrt(np.mean(b[s : s + 800] ** 2))
+
+
+def test_word_samples_from_espeak_events():
+    assert corpora.word_samples("red go stop", [[1, 0], [5, 700], [8, 1500]]) == [0, 700, 1500]
+    assert corpora.word_samples("no one down", [[1, 0], [8, 9000]]) == [0, 0, 9000]  # "no one" spoken as one word
+    with pytest.raises(RuntimeError, match="first word"):
+        corpora.word_samples("red go", [[5, 700]])
 
 
 def test_librispeech_alignment_line():

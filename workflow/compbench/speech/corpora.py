@@ -28,6 +28,7 @@ import json
 import random
 import shutil
 import subprocess
+import sys
 import wave
 from pathlib import Path
 
@@ -108,111 +109,44 @@ def espeak(text: str, voice: str, speed: int, pitch: int, gap: int) -> tuple[np.
     return read_wav(proc.stdout)
 
 
-# espeak-ng's C API (speak_lib.h): the synthesis callback receives the audio and events; a WORD
-# event carries the sample index at which the word starts.
-_EV_LIST_TERMINATED, _EV_WORD = 0, 1
-_RATE, _PITCH, _WORDGAP = 1, 3, 7
-_AUDIO_OUTPUT_SYNCHRONOUS, _POS_CHARACTER = 2, 1
-_SYNTH_FLAGS = 0x1000 | 0x100  # espeakENDPAUSE | espeakPHONEMES: the espeak-ng program's defaults
-_LIB: dict = {}
-
-
-def _library():
-    if "lib" not in _LIB:
-        import ctypes
-        import ctypes.util
-
-        name = ctypes.util.find_library("espeak-ng")
-        if name is None:
-            raise MissingTool(
-                "word times of the synthetic speech corpus need the espeak-ng library (libespeak-ng, installed with the "
-                "Debian package `espeak-ng`): apt-get install espeak-ng"
-            )
-
-        class Event(ctypes.Structure):
-            _fields_ = [
-                ("type", ctypes.c_int),
-                ("unique_identifier", ctypes.c_uint),
-                ("text_position", ctypes.c_int),
-                ("length", ctypes.c_int),
-                ("audio_position", ctypes.c_int),
-                ("sample", ctypes.c_int),
-                ("user_data", ctypes.c_void_p),
-                ("id", ctypes.c_char * 8),
-            ]
-
-        lib = ctypes.CDLL(name)
-        sr = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, None, 0)
-        if sr <= 0:
-            raise RuntimeError(f"espeak-ng library {name} failed to initialise ({sr})")
-        state = {"chunks": [], "words": []}
-
-        def callback(wav, n, events):
-            if wav and n > 0:
-                state["chunks"].append(np.ctypeslib.as_array(wav, shape=(n,)).copy())
-            i = 0
-            while events[i].type != _EV_LIST_TERMINATED:
-                if events[i].type == _EV_WORD:
-                    state["words"].append(int(events[i].sample))
-                i += 1
-            return 0
-
-        cb = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(Event))(callback)
-        lib.espeak_SetSynthCallback(cb)
-        _LIB.update(lib=lib, sr=int(sr), state=state, cb=cb)  # cb kept alive here
-    return _LIB
-
-
 def espeak_words(text: str, voice: str, speed: int, pitch: int, gap: int) -> tuple[np.ndarray, int, list[int]]:
     """:func:`espeak` (the program's audio, unchanged) plus the sample index at which each word
-    starts: espeak-ng's WORD events from the same synthesis through libespeak-ng, the corpus's word
-    alignment (LibriSpeech needs forced alignments for the same). The library keeps a little state
-    between texts, so its audio can differ from the program's by a few samples (the first call of
-    a process matches exactly: tested); word starts are rescaled to the program's length, and a
-    length mismatch above 1 % fails."""
+    starts: espeak-ng's WORD events of the same synthesis through libespeak-ng, in a fresh process
+    (:mod:`compbench.speech.espeak_lib`), whose length must equal the program's to the sample. The
+    corpus's word alignment, exact by construction (LibriSpeech needs forced alignments for it)."""
+    from compbench.speech import espeak_lib
+
     audio, sr = espeak(text, voice, speed, pitch, gap)
-    L = _library()
-    lib, st = L["lib"], L["state"]
-    st["chunks"].clear()
-    st["words"].clear()
-    if lib.espeak_SetVoiceByName(voice.encode()) != 0 and not _voice_by_language(lib, voice):  # as the program does
-        raise RuntimeError(f"espeak-ng library: no voice {voice!r}")
-    for key, val in ((_RATE, speed), (_PITCH, pitch), (_WORDGAP, gap)):
-        lib.espeak_SetParameter(key, int(val), 0)
-    buf = text.encode() + b"\0"
-    rc = lib.espeak_Synth(buf, len(buf), 0, _POS_CHARACTER, 0, _SYNTH_FLAGS, None, None)
-    lib.espeak_Synchronize()
-    if rc != 0 or not st["chunks"] or L["sr"] != sr:
-        raise RuntimeError(f"espeak-ng library synthesis failed for voice {voice!r} (code {rc})")
-    n_lib = sum(len(c) for c in st["chunks"])
-    if abs(n_lib - len(audio)) > 0.01 * len(audio):
-        raise RuntimeError(f"espeak-ng library gave {n_lib} samples for {text!r}, the program {len(audio)}")
-    starts = [int(round(w * len(audio) / n_lib)) for w in st["words"]]
-    if len(starts) != len(text.split()):
-        raise RuntimeError(f"espeak-ng reported {len(starts)} word events for the {len(text.split())} words of {text!r}")
-    return audio, sr, starts
+    cmd = [sys.executable, espeak_lib.__file__, voice, str(int(speed)), str(int(pitch)), str(int(gap)), text]
+    proc = subprocess.run(cmd, capture_output=True, timeout=60, text=True)
+    if proc.returncode != 0:
+        raise MissingTool(f"espeak-ng word times (libespeak-ng via ctypes) failed: {proc.stderr.strip()[-500:]}")
+    got = json.loads(proc.stdout)
+    if (got["sr"], got["n_samples"]) != (sr, len(audio)):
+        raise RuntimeError(
+            f"espeak-ng library gave {got['n_samples']} samples at {got['sr']} Hz for {text!r}, the program {len(audio)} at {sr}"
+        )
+    return audio, sr, word_samples(text, got["words"])
 
 
-def _voice_by_language(lib, voice: str) -> bool:
-    """espeak_SetVoiceByProperties with ``languages`` = the voice string (the program's fallback
-    when a name such as ``en-gb+m1`` is not a voice file name)."""
-    import ctypes
-
-    class Voice(ctypes.Structure):
-        _fields_ = [
-            ("name", ctypes.c_char_p),
-            ("languages", ctypes.c_char_p),
-            ("identifier", ctypes.c_char_p),
-            ("gender", ctypes.c_ubyte),
-            ("age", ctypes.c_ubyte),
-            ("variant", ctypes.c_ubyte),
-            ("xx1", ctypes.c_ubyte),
-            ("score", ctypes.c_int),
-            ("spare", ctypes.c_void_p),
-        ]
-
-    spec = Voice(languages=voice.encode())
-    return lib.espeak_SetVoiceByProperties(ctypes.byref(spec)) == 0
+def word_samples(text: str, events: list) -> list[int]:
+    """Start sample of every word of ``text`` from espeak-ng's WORD events ([text position
+    (1-based character index), sample]). espeak-ng speaks some word pairs as one (e.g. "no one"):
+    a word without an event of its own starts where the word before it does (so no segment
+    boundary can fall between them)."""
+    starts, pos = [], 0
+    for w in text.split(" "):
+        starts.append(pos + 1)  # 1-based character index of the word's start
+        pos += len(w) + 1
+    at = dict((p, s) for p, s in events)
+    if not events or starts[0] not in at:
+        raise RuntimeError(f"espeak-ng word events {events} do not start at the first word of {text!r}")
+    out = []
+    for p in starts:
+        out.append(at.get(p, out[-1] if out else 0))
+    if any(b < a for a, b in zip(out, out[1:])):
+        raise RuntimeError(f"espeak-ng word events {events} of {text!r} are out of order")
+    return out
 
 
 def voices(accents: list[str], variants: list[str]) -> list[str]:

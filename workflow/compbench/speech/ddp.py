@@ -99,8 +99,8 @@ def word_segments(word_frames: list[int], n_frames: int, seg_frames: int) -> lis
     """Cut an utterance of ``n_frames`` frames at word starts into segments of at least
     ``seg_frames`` frames (the last one may be shorter): a new segment begins at the first word
     that starts ``seg_frames`` or more after the current segment's start, and a last segment
-    shorter than half a segment is merged into the previous one. ``word_frames`` = the start
-    frame of every word. Returns (start frame, end frame, first word, end word) per
+    shorter than half a segment is merged into the previous one; two words with the same start
+    (spoken as one) are never separated. ``word_frames`` = the start frame of every word. Returns (start frame, end frame, first word, end word) per
     segment; the first segment starts at frame 0 and the last ends at ``n_frames``, so the
     segments tile the utterance and each word belongs to the one segment its start lies in."""
     if seg_frames <= 0:
@@ -110,7 +110,7 @@ def word_segments(word_frames: list[int], n_frames: int, seg_frames: int) -> lis
     n = len(word_frames)
     cuts, start = [0], 0
     for i in range(1, n):
-        if word_frames[i] - start >= seg_frames and word_frames[i] < n_frames:
+        if word_frames[i] - start >= seg_frames and word_frames[i - 1] < word_frames[i] < n_frames:
             cuts.append(i)
             start = word_frames[i]
     if len(cuts) > 1 and n_frames - word_frames[cuts[-1]] < seg_frames / 2:
