@@ -64,6 +64,12 @@ rule speech_train:
         features=f"{RESULTS}/speech/{{corpus}}/features.safetensors",
         manifest=f"{RESULTS}/speech/{{corpus}}/manifest.csv",
         code=code("speech_train"),
+        # a DDP run with a `time` budget trains as long as the dense run did: its metrics
+        reference=lambda wc: [
+            f"{RESULTS}/speech/{wc.corpus}/runs/{r}/metrics.csv"
+            for r in [speech_grid.time_reference(speech_grid.config_runs(config)[wc.run])]
+            if r
+        ],
     wildcard_constraints:
         run=alternation(list(speech_grid.config_runs(config))),
         **SPEECH_WC,

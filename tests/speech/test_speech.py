@@ -153,10 +153,16 @@ def test_ddp_never_drops_same_items_forever_when_rescored():
                 assert (epoch - last_kept <= 2).all()  # nobody skipped more than max_skip selections in a row
 
 
-def test_ddp_segments():
-    assert ddp.segments(100, 40) == [(0, 40), (40, 80), (80, 100)]
-    assert ddp.segments(90, 40) == [(0, 40), (40, 90)]  # a 10-frame tail merges
-    assert ddp.segments(30, 40) == [(0, 30)]
+def test_ddp_word_segments_known_answers():
+    # words start at frames 5, 30, 50, 95 of 130: a new segment at the first word >= 40 frames on
+    assert ddp.word_segments([5, 30, 50, 95], 130, 40) == [(0, 50, 0, 2), (50, 95, 2, 3), (95, 130, 3, 4)]
+    assert ddp.word_segments([5, 30, 50, 115], 130, 40) == [(0, 50, 0, 2), (50, 130, 2, 4)]  # a 15-frame tail merges
+    assert ddp.word_segments([3], 40, 40) == [(0, 40, 0, 1)]
+    assert ddp.word_segments([0, 50, 50, 90], 120, 40) == [(0, 50, 0, 1), (50, 90, 1, 3), (90, 120, 3, 4)]  # 1-2 spoken as one
+    assert ddp.word_segments([45, 45], 100, 40) == [(0, 100, 0, 2)]
+    assert ddp.word_segments([0, 10, 20], 30, 5) == [(0, 10, 0, 1), (10, 20, 1, 2), (20, 30, 2, 3)]
+    with pytest.raises(ValueError, match="non-decreasing"):
+        ddp.word_segments([10, 5], 30, 5)
     with pytest.raises(ValueError):
         ddp.Selector(5, 0.0, "random")
     with pytest.raises(KeyError, match="allowed: epsilon_greedy, loss_topk, random"):
@@ -227,13 +233,31 @@ def test_masked_linear_soft_hard_and_dense():
         msrs.MaskedLinear(lin, 1.0, 0.4)
 
 
-def test_msrs_regulariser_is_mean_soft_mask():
+def test_msrs_regulariser_is_the_sum_of_the_soft_masks():
     m = small_model(layers=1)
-    msrs.attach(m, temperature=1.0, init_density=0.8)
-    assert msrs.regulariser(m).item() == pytest.approx(0.8, abs=1e-6)
-    assert msrs.density(m) == 1.0
+    ms = msrs.attach(m, temperature=2.0, init_density=0.8)
+    n = sum(x.scores.numel() for x in ms.values())
+    with torch.no_grad():
+        next(iter(ms.values())).scores[0, 0] = -3.0
+    literal = sum(float(torch.sigmoid(x.temperature * x.scores.detach()).sum()) for x in ms.values())  # 1^T sigmoid(l phi)
+    assert msrs.regulariser(m).item() == pytest.approx(literal, rel=1e-6)
+    assert literal == pytest.approx(0.8 * (n - 1) + float(torch.sigmoid(torch.tensor(-6.0))), rel=1e-6)
+    assert msrs.density(m) == pytest.approx(1 - 1 / n, abs=1e-6)
     msrs.switch(m, "dense")
     assert not msrs.masked(m)
+
+
+def test_msrs_two_temperature_schedule():
+    s = msrs.TwoTemperature(1.0, 100.0, 4)
+    assert [round(s.at(k), 6) for k in range(6)] == [1.0, round(100**0.25, 6), 10.0, round(100**0.75, 6), 100.0, 100.0]
+    assert msrs.TwoTemperature(2.0, 50.0, 0).at(1) == 50.0
+    with pytest.raises(ValueError, match="final_temperature"):
+        msrs.TwoTemperature(5.0, 1.0, 3)
+    lin = nn.Linear(4, 3)
+    ml = msrs.MaskedLinear(lin, temperature=4.0, init_density=0.9)
+    assert torch.allclose(ml.soft(), torch.full((3, 4), 0.9))  # m_l = sigmoid(l phi) = init_density at l_1
+    ml.temperature = 40.0
+    assert torch.allclose(ml.soft(), torch.sigmoid(40.0 * ml.scores))
 
 
 # ---------------------------------------------------------------- WER / CER
@@ -322,6 +346,8 @@ def test_synthetic_corpus_and_features(tmp_path):
     t = features.compute(man, tmp_path, dict(n_mels=20, win_ms=25, hop_ms=10), 16000)
     assert t["offsets"][-1] == len(t["feats"]) and t["feats"].shape[1] == 20
     assert abs(man.seconds.iloc[0] * 100 - (t["offsets"][1] - t["offsets"][0])) <= 2  # 10 ms hop
+    for text, ws, sec in zip(man.text, man.word_starts.map(json.loads), man.seconds):  # word alignment
+        assert len(ws) == len(text.split()) and ws[0] == 0 and all(p < q for p, q in zip(ws, ws[1:])) and ws[-1] < sec
 
 
 # ---------------------------------------------------------------- the recipe on toy data (no espeak)
@@ -330,7 +356,8 @@ def toy_data(n=10):
     texts = ["a b" if i % 2 else "b" for i in range(n)]
     splits = ["train"] * (n - 4) + ["dev"] * 2 + ["test"] * 2
     feats = [torch.randn(24 + 4 * (i % 3), 16, generator=g) for i in range(n)]
-    return train.Data(feats, texts, splits, features.vocabulary(texts, "word"), "word", 0.01)
+    starts = [[0.01, 0.12] if i % 2 else [0.02] for i in range(n)]  # seconds; 10 ms hop
+    return train.Data(feats, texts, splits, features.vocabulary(texts, "word"), "word", 0.01, word_starts=starts)
 
 
 RECIPE = dict(
@@ -357,13 +384,15 @@ RECIPE = dict(
             every_epochs=1,
             warmup_epochs=1,
             rescore="all",
-            segment_s=0.15,
+            segment_s=0.1,
         ),
         msrs=dict(
             modes=["sparse", "dense"],
             temperature=1.0,
+            final_temperature=100.0,
+            anneal_steps=2,
             init_density=0.6,
-            lam=5.0,
+            lam=0.05,
             score_lr=0.2,
             check_every=1,
             flip_threshold=0.2,
@@ -389,11 +418,110 @@ def test_every_variant_trains_and_reports():
     assert d["metrics"]["rescore_audio_s"] == pytest.approx(2 * full["full_epoch_audio_s"])
     assert out["ddp-segment-0.5"]["metrics"]["audio_s"] < full["audio_s"]
     s = out["msrs-sparse"]
-    assert s["info"].get("stable_step") is not None
+    assert s["info"].get("stable_step") is not None and s["info"]["switch_step"] == s["info"]["stable_step"] + 2
     assert s["metrics"]["params_effective"] < s["metrics"]["params"]
     assert "density" in s["curve"]
     for o in out.values():
         assert 0 <= o["metrics"]["test_wer"] and np.isfinite(o["curve"].loss).all()
+
+
+def test_ddp_kept_segments_train_against_the_words_aligned_to_them():
+    data = toy_data(14)
+    spec = dict(grid.runs(RECIPE)["ddp-segment-0.5"], rescore="trained")
+    v = train.VARIANTS.get("ddp")(spec, 2)
+    train_idx = data.index("train")
+    hop = data.hop_s
+    for epoch in range(3):
+        ex = v.examples(epoch, data, train_idx)
+        if epoch == 0:  # warm-up: every segment; an utterance's segments tile its frames and its words
+            for u in train_idx:
+                segs = sorted(sp for w, sp in ex if w == u)
+                assert segs[0][0] == 0 and segs[-1][1] == len(data.feats[u])
+                assert all(p[1] == q[0] and p[3] == q[2] for p, q in zip(segs, segs[1:]))
+                assert segs[0][2] == 0 and segs[-1][3] == len(data.texts[u].split())
+        else:
+            assert len(ex) == round(0.5 * v.info["n_items"])
+        x, lens, y, ylens = train._batch(data, ex, torch.device("cpu"))
+        for k, ((u, span), t) in enumerate(zip(ex, torch.split(y, ylens.tolist()))):
+            a, b = span[:2]
+            assert torch.equal(x[k, : lens[k]], data.feats[u][a:b])  # the segment's own frames ...
+            first = a == 0
+            words = [
+                w for w, st in zip(data.texts[u].split(), data.word_starts[u]) if (first or a <= round(st / hop)) and round(st / hop) < b
+            ]
+            assert t.tolist() == features.encode(" ".join(words), data.vocab, "word")  # ... against its own words
+        # the score of an item is the loss of its latest forward pass
+        losses = torch.arange(len(ex), dtype=torch.float32) + 0.5
+        v.observe(ex, losses, None, None)
+        for item, loss in zip(ex, losses.tolist()):
+            assert v.scores[v.item_of[item]] == loss
+
+
+def test_ddp_budgets_epochs_steps_and_time():
+    d = dict(RECIPE["variants"]["ddp"], granularities=["utterance"], rescore="trained", budgets=["epochs", "steps", "time"])
+    runs = {k: r for k, r in grid.runs(dict(RECIPE, variants=dict(dense=False, ddp=d))).items()}
+    assert set(runs) == {"ddp-utterance-0.5", "ddp-utterance-0.5-steps", "ddp-utterance-0.5-time"}
+    data, cpu = toy_data(), torch.device("cpu")
+    # 6 training utterances, batch 3: the dense recipe makes 3 epochs x 2 = 6 steps; DDP keeps 3 after a full epoch
+    e = train.train(runs["ddp-utterance-0.5"], RECIPE, data, cpu)["metrics"]
+    assert (e["steps"], e["epochs_run"]) == (2 + 1 + 1, 3)
+    s = train.train(runs["ddp-utterance-0.5-steps"], RECIPE, data, cpu)["metrics"]
+    assert (s["steps"], s["epochs_run"]) == (6, 5)
+    t = train.train(runs["ddp-utterance-0.5-time"], RECIPE, data, cpu, time_budget_s=1.0)
+    wall = t["curve"].wall_s  # seconds at the end of each step: every step starts before the budget is spent
+    assert t["metrics"]["train_s"] >= 1.0 and (len(wall) < 2 or wall.iloc[-2] < 1.0)
+    with pytest.raises(ValueError, match="`time` budget"):
+        train.train(runs["ddp-utterance-0.5-time"], RECIPE, data, cpu)
+
+
+def test_msrs_soft_masks_are_near_binary_when_applied(monkeypatch):
+    """Under the two-temperature schedule the soft masks are within 1e-2 of the binary mask that
+    replaces them at the switch, so applying it barely moves the model; with one temperature
+    (anneal_steps 0, today's l_1 = 1) they are far from it."""
+    seen = []
+    real = msrs.switch
+
+    def spy(model, mode):
+        seen.append(torch.cat([(m.soft() - m.binary().float()).abs().flatten() for m in msrs.masked(model)]))
+        real(model, mode)
+
+    monkeypatch.setattr(msrs, "switch", spy)
+    recipe = dict(RECIPE, train=dict(RECIPE["train"], epochs=10))
+    base = grid.runs(RECIPE)["msrs-sparse"]
+    data, cpu = toy_data(), torch.device("cpu")
+    two = train.train(dict(base, final_temperature=200.0, anneal_steps=6), recipe, data, cpu)["info"]
+    one = train.train(dict(base, anneal_steps=0), recipe, data, cpu)["info"]
+    gap_two, gap_one = seen
+    assert two["switch_step"] == two["stable_step"] + 6 and two["temperature_at_switch"] == pytest.approx(200.0)
+    assert float(gap_two.mean()) < 1e-2 and float((gap_two < 1e-2).float().mean()) > 0.95
+    assert two["gap_mean_at_switch"] == pytest.approx(float(gap_two.mean()), rel=1e-5)
+    assert float(gap_one.mean()) > 0.1 and one["temperature_at_switch"] == 1.0
+    assert two["logp_jump_at_switch"] < 0.2 * one["logp_jump_at_switch"]
+
+
+@needs_espeak
+def test_espeak_word_starts_lie_in_the_pauses_of_the_programs_audio():
+    args = ("red go seven stop", "en-gb-scotland+f3", 150, 40, 3)
+    a, sr = corpora.espeak(*args)
+    b, sr2, starts = corpora.espeak_words(*args)
+    assert sr == sr2 and np.array_equal(a, b)  # the program's audio, unchanged
+    assert len(starts) == 4 and starts[0] == 0 and all(p < q for p, q in zip(starts, starts[1:])) and starts[-1] < len(b)
+    for s in starts[1:]:  # every later word starts right after a (near-)pause
+        assert np.sqrt(np.mean(b[s - 200 : s] ** 2)) < 0.5 * np.sqrt(np.mean(b[s : s + 800] ** 2))
+
+
+def test_word_samples_from_espeak_events():
+    assert corpora.word_samples("red go stop", [[1, 0], [5, 700], [8, 1500]]) == [0, 700, 1500]
+    assert corpora.word_samples("no one down", [[1, 0], [8, 9000]]) == [0, 0, 9000]  # "no one" spoken as one word
+    with pytest.raises(RuntimeError, match="first word"):
+        corpora.word_samples("red go", [[5, 700]])
+
+
+def test_librispeech_alignment_line():
+    uid, words = corpora.parse_alignment_line('84-121123-0000 ",GO,,DO,YOU," "0.490,0.890,1.270,1.380,1.490,1.890"')
+    assert uid == "84-121123-0000" and words == [("go", 0.49), ("do", 1.27), ("you", 1.38)]
+    with pytest.raises(ValueError, match="intervals"):
+        corpora.parse_alignment_line('x ",A,B" "0.1,0.2"')
 
 
 # ---------------------------------------------------------------- config checks
@@ -423,6 +551,15 @@ def test_config_bad_values_fail_naming_the_key():
     c = json.loads(json.dumps(base))
     c["speech"]["corpus"] = {"source": "librispeech", "name": "ls"}
     with pytest.raises(ConfigError, match="path .* or speech.corpus.hf_id"):
+        check(c)
+    c["speech"]["corpus"].update(path="/data/LibriSpeech", splits={"train": "train-clean-100", "test": "test-clean"})
+    c["speech"]["variants"]["ddp"]["granularities"] = ["segment"]
+    with pytest.raises(ConfigError, match="speech.corpus.alignments"):
+        check(c)
+    c = json.loads(json.dumps(base))
+    c["speech"]["variants"]["dense"] = False
+    c["speech"]["variants"]["ddp"]["budgets"] = ["epochs", "time"]
+    with pytest.raises(ConfigError, match="budgets has `time`"):
         check(c)
 
 

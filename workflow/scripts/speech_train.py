@@ -22,8 +22,13 @@ with runlog.to_file(snakemake.log[0]) as log:
         len(data.vocab),
         *(len(data.index(s)) for s in ("train", "dev", "test")),
     )
+    time_budget_s = None
+    if snakemake.input.reference:  # a `time` budget: the dense run's training wall time
+        ref = read_table(snakemake.input.reference[0])
+        time_budget_s = float(ref.loc[ref.metric == "train_s", "value"].iloc[0])
+        log.info("time budget: %.1f s (the training time of %s)", time_budget_s, snakemake.input.reference[0])
     with provenance.measure(device) as run:
-        out = train.train(spec, recipe, data, device, log=log)
+        out = train.train(spec, recipe, data, device, log=log, time_budget_s=time_budget_s)
     m = out["metrics"]
     log.info(
         "%s: test WER %.4f CER %.4f, %d params (%d effective), %.1f s training, %.0f s audio",

@@ -43,6 +43,15 @@ def check(config: dict) -> None:
         unknown = [n for n in lr.get("random_init", []) if n not in names]
         if unknown:
             raise ConfigError(f"speech.variants.lrsms.random_init names unknown settings {unknown}; allowed: {', '.join(names)}")
+    d = sp.get("variants", {}).get("ddp")
+    if d:
+        if "time" in d.get("budgets", []) and not sp["variants"].get("dense", True):
+            raise ConfigError("speech.variants.ddp.budgets has `time` (the dense run's training time) but speech.variants.dense is false")
+        if "segment" in d["granularities"] and c["source"] == "librispeech" and not c.get("alignments"):
+            raise ConfigError(
+                "speech.variants.ddp.granularities has `segment`, which needs word alignments: set speech.corpus.alignments "
+                "(librispeech-alignments tree) for source librispeech"
+            )
     from compbench.speech.grid import runs
 
     if not runs(sp):

@@ -1,15 +1,20 @@
 """ASR corpora: a registry of sources, each writing a manifest (one row per utterance).
 
 Manifest columns: ``id, split, path, text, voice, seconds`` (+ synthesis settings for the
-synthetic corpus). Splits are ``train``, ``dev``, ``test``.
+synthetic corpus), and ``word_starts`` where word alignments are known (a JSON list, the start
+time in seconds of every word of ``text``; DDP-ASR's segment granularity needs it). Splits are
+``train``, ``dev``, ``test``.
 
 * ``synthetic`` (embedded default, offline): word sequences over a small vocabulary spoken by
   Debian's ``espeak-ng`` with varied voices (accent x variant), speed, pitch and word gap, then
   speed perturbation (resampling) and additive white noise at a random SNR. Train/dev/test are
   split **by voice**: dev and test voices never occur in train.
+  Word start times come from espeak-ng's own word events (exact alignments).
 * ``librispeech`` (real): a LibriSpeech tree on disk (``path``: ``<root>/<subset>/<spk>/<chapter>/``
   with ``*.trans.txt`` and FLAC files) or a Hugging Face dataset id (``hf_id``). FLAC decoding needs
-  ``soundfile``; neither is needed by the embedded default.
+  ``soundfile``; neither is needed by the embedded default. Word start times from forced
+  alignments in the librispeech-alignments format (``alignments``: a tree of
+  ``<subset>/<spk>/<chapter>/<spk>-<chapter>.alignment.txt``, Montreal Forced Aligner output), optional.
 
 WAV files are written and read with the standard library's ``wave`` module (16-bit PCM mono):
 torchaudio >= 2.9 moved audio loading to torchcodec, which this project does not install.
@@ -19,9 +24,11 @@ from __future__ import annotations
 
 import io
 import itertools
+import json
 import random
 import shutil
 import subprocess
+import sys
 import wave
 from pathlib import Path
 
@@ -91,13 +98,55 @@ def espeak_binary() -> str:
 
 
 def espeak(text: str, voice: str, speed: int, pitch: int, gap: int) -> tuple[np.ndarray, int]:
-    """Speak ``text`` with espeak-ng: voice ``accent+variant``, speed in words/min, pitch 0-99,
-    word gap in units of 10 ms. Returns (audio, sample rate)."""
+    """Speak ``text`` with the espeak-ng program: voice ``accent+variant``, speed in words/min,
+    pitch 0-99, word gap in units of 10 ms. Returns (audio, sample rate). The corpus uses
+    :func:`espeak_words` (the same synthesis through the library, plus word times); this is the
+    reference it is tested against."""
     cmd = [espeak_binary(), "-v", voice, "-s", str(int(speed)), "-p", str(int(pitch)), "-g", str(int(gap)), "--stdout", text]
     proc = subprocess.run(cmd, capture_output=True, timeout=60)
     if proc.returncode != 0 or len(proc.stdout) <= 44:
         raise RuntimeError(f"espeak-ng failed for voice {voice!r}: {proc.stderr.decode(errors='replace')[-500:]}")
     return read_wav(proc.stdout)
+
+
+def espeak_words(text: str, voice: str, speed: int, pitch: int, gap: int) -> tuple[np.ndarray, int, list[int]]:
+    """:func:`espeak` (the program's audio, unchanged) plus the sample index at which each word
+    starts: espeak-ng's WORD events of the same synthesis through libespeak-ng, in a fresh process
+    (:mod:`compbench.speech.espeak_lib`), whose length must equal the program's to the sample. The
+    corpus's word alignment, exact by construction (LibriSpeech needs forced alignments for it)."""
+    from compbench.speech import espeak_lib
+
+    audio, sr = espeak(text, voice, speed, pitch, gap)
+    cmd = [sys.executable, espeak_lib.__file__, voice, str(int(speed)), str(int(pitch)), str(int(gap)), text]
+    proc = subprocess.run(cmd, capture_output=True, timeout=60, text=True)
+    if proc.returncode != 0:
+        raise MissingTool(f"espeak-ng word times (libespeak-ng via ctypes) failed: {proc.stderr.strip()[-500:]}")
+    got = json.loads(proc.stdout)
+    if (got["sr"], got["n_samples"]) != (sr, len(audio)):
+        raise RuntimeError(
+            f"espeak-ng library gave {got['n_samples']} samples at {got['sr']} Hz for {text!r}, the program {len(audio)} at {sr}"
+        )
+    return audio, sr, word_samples(text, got["words"])
+
+
+def word_samples(text: str, events: list) -> list[int]:
+    """Start sample of every word of ``text`` from espeak-ng's WORD events ([text position
+    (1-based character index), sample]). espeak-ng speaks some word pairs as one (e.g. "no one"):
+    a word without an event of its own starts where the word before it does (so no segment
+    boundary can fall between them)."""
+    starts, pos = [], 0
+    for w in text.split(" "):
+        starts.append(pos + 1)  # 1-based character index of the word's start
+        pos += len(w) + 1
+    at = dict((p, s) for p, s in events)
+    if not events or starts[0] not in at:
+        raise RuntimeError(f"espeak-ng word events {events} do not start at the first word of {text!r}")
+    out = []
+    for p in starts:
+        out.append(at.get(p, out[-1] if out else 0))
+    if any(b < a for a, b in zip(out, out[1:])):
+        raise RuntimeError(f"espeak-ng word events {events} of {text!r} are out of order")
+    return out
 
 
 def voices(accents: list[str], variants: list[str]) -> list[str]:
@@ -139,15 +188,17 @@ def speed_perturb(x: np.ndarray, factor: float) -> np.ndarray:
     return np.interp(np.arange(n) * factor, np.arange(len(x)), x).astype(np.float32)
 
 
-def render(u: dict, sample_rate: int) -> np.ndarray:
+def render(u: dict, sample_rate: int) -> tuple[np.ndarray, list[float]]:
     """espeak-ng -> resample to ``sample_rate`` -> speed perturbation by ``perturb`` -> white
-    noise at ``snr_db`` -> peak-normalise to 0.9."""
-    audio, sr = espeak(u["text"], u["voice"], u["speed"], u["pitch"], u["gap"])
+    noise at ``snr_db`` -> peak-normalise to 0.9. Returns the audio and the start time (s) of
+    every word in it (espeak-ng's word events, moved by the speed perturbation)."""
+    audio, sr, starts = espeak_words(u["text"], u["voice"], u["speed"], u["pitch"], u["gap"])
     audio = speed_perturb(resample(audio, sr, sample_rate), u["perturb"])
     power = float(np.mean(audio**2)) + 1e-12
     noise = np.random.default_rng(u["noise_seed"]).standard_normal(len(audio)).astype(np.float32)
     audio = audio + noise * np.sqrt(power / 10 ** (u["snr_db"] / 10))
-    return (0.9 * audio / (np.abs(audio).max() + 1e-9)).astype(np.float32)
+    word_s = [round(s / sr / u["perturb"], 4) for s in starts]
+    return (0.9 * audio / (np.abs(audio).max() + 1e-9)).astype(np.float32), word_s
 
 
 @CORPORA.register("synthetic")
@@ -166,10 +217,19 @@ def synthetic(spec: dict, out_dir: Path, log=None) -> pd.DataFrame:
             plan.append((split, f"{split}-{i:05d}", sample_utterance(rng, spec, by_split[split])))
     sr = int(spec["sample_rate"])
     for split, uid, u in tqdm(plan, desc="espeak-ng", mininterval=5):
-        audio = render(u, sr)
+        audio, word_s = render(u, sr)
         path = wav_dir / f"{uid}.wav"
         write_wav(path, audio, sr)
-        rows.append({"id": uid, "split": split, "path": str(path.relative_to(out_dir)), "seconds": round(len(audio) / sr, 4), **u})
+        rows.append(
+            {
+                "id": uid,
+                "split": split,
+                "path": str(path.relative_to(out_dir)),
+                "seconds": round(len(audio) / sr, 4),
+                **u,
+                "word_starts": json.dumps(word_s),
+            }
+        )
     if log:
         for s in SPLITS:
             log.info("%s voices (%d): %s", s, len(by_split[s]), ", ".join(by_split[s]))
@@ -194,6 +254,7 @@ def librispeech(spec: dict, out_dir: Path, log=None) -> pd.DataFrame:
     wav_dir.mkdir(parents=True, exist_ok=True)
     sr_out = int(spec["sample_rate"])
     limit = spec.get("max_utterances") or None
+    aligned = read_alignments(spec["alignments"]) if spec.get("alignments") else None
     for split in SPLITS:
         subsets = spec["splits"][split]
         subsets = [subsets] if isinstance(subsets, str) else subsets
@@ -212,11 +273,48 @@ def librispeech(spec: dict, out_dir: Path, log=None) -> pd.DataFrame:
                         "seconds": round(len(audio) / sr_out, 4),
                         "text": text.lower(),
                         "voice": str(speaker),
+                        **({"word_starts": json.dumps(_starts_for(aligned, uid, text))} if aligned is not None else {}),
                     }
                 )
     if not rows:
         raise FileNotFoundError(f"speech.corpus: no LibriSpeech utterances found for splits {spec['splits']}")
     return pd.DataFrame(rows)
+
+
+def parse_alignment_line(line: str) -> tuple[str, list[tuple[str, float]]]:
+    """One line of the librispeech-alignments format: ``<uid> ",W1,,W2," "t1,t2,t3,t4,t5"`` with
+    the *end* time of every interval, empty words being silences. Returns (uid, [(word, start)])."""
+    try:
+        uid, words, ends = line.split(" ")
+        words, ends = words.strip('"').split(","), [float(t) for t in ends.strip('"').split(",")]
+    except ValueError:
+        raise ValueError(f"not a librispeech-alignments line: {line[:120]!r}") from None
+    if len(words) != len(ends):
+        raise ValueError(f"alignment of {uid}: {len(words)} intervals but {len(ends)} end times")
+    starts = [0.0] + ends[:-1]
+    return uid, [(w.lower(), s) for w, s in zip(words, starts) if w]
+
+
+def read_alignments(root: str | Path) -> dict[str, list[tuple[str, float]]]:
+    files = sorted(Path(root).glob("**/*.alignment.txt"))
+    if not files:
+        raise FileNotFoundError(f"speech.corpus.alignments: no *.alignment.txt under {root}")
+    out = {}
+    for f in files:
+        for line in f.read_text().splitlines():
+            if line.strip():
+                uid, words = parse_alignment_line(line.strip())
+                out[uid] = words
+    return out
+
+
+def _starts_for(aligned: dict, uid: str, text: str) -> list[float]:
+    words = aligned.get(uid)
+    if words is None:
+        raise KeyError(f"speech.corpus.alignments has no alignment for utterance {uid}")
+    if [w for w, _ in words] != text.lower().split():
+        raise ValueError(f"alignment of {uid} has words {[w for w, _ in words]}, transcript {text.lower().split()}")
+    return [round(s, 4) for _, s in words]
 
 
 def _librispeech_items(spec: dict, subset: str):

@@ -1,10 +1,20 @@
 """DDP-ASR: dynamic data pruning for ASR (Xiao et al., Interspeech 2024).
 
-Every ``every_epochs`` epochs the training items are scored by the model's current loss and
-only a fraction ``k`` is kept for the next epoch(s) (paper: k = 70 % reaches the full-data WER).
-Items are whole utterances (``granularity: utterance``) or fixed-length time segments of them
-(``granularity: segment``: the kept segments of an utterance are concatenated and trained on with
-the utterance's transcript; dropped segments are never computed).
+Every ``every_epochs`` epochs (after ``warmup_epochs`` full epochs) the training items are scored
+by their latest per-token CTC loss and only a fraction ``k`` is kept for the next epoch(s)
+(paper: k = 70 % reaches the full-data WER). Items are
+
+* whole utterances (``granularity: utterance``), trained against their transcripts; or
+* segments of utterances (``granularity: segment``): every utterance is cut at word boundaries
+  (its word alignment, manifest column ``word_starts``) into segments of at least ``segment_s``
+  seconds, each holding whole words (:func:`word_segments`). A kept segment is an example of its
+  own: its frames are trained against the words aligned to it -- never against the utterance's
+  whole transcript, which would no longer match the audio -- and its score is the loss of that
+  example. Pruned segments are never computed.
+
+Both granularities score an item by the same quantity, its per-token CTC loss (the loss of the
+item's latest forward pass, ``rescore: trained``, free; or of a fresh forward pass over all items
+before each selection, ``rescore: all``, whose audio seconds are counted separately).
 
 Selection rules (``SELECT`` registry), each keeping exactly ``round(k * n)`` items (at least 1):
 
@@ -13,10 +23,8 @@ Selection rules (``SELECT`` registry), each keeping exactly ``round(k * n)`` ite
 * ``epsilon_greedy``  ``round((1 - eps) k n)`` highest-score items plus the rest uniformly at random
   from the others (Raju et al. 2021's epsilon-greedy dynamic pruning; DDP-ASR's default here).
 
-Scores are those of the item's latest forward pass (``rescore: trained``, free) or of a fresh
-forward pass over all items before each selection (``rescore: all``, costs audio seconds,
-counted). Never-scored items (NaN) rank first. ``max_skip`` > 0 forces in every item skipped that
-many selections in a row, so no item is dropped forever even when scores never change.
+Never-scored items (NaN) rank first. ``max_skip`` > 0 forces in every item skipped that many
+selections in a row, so no item is dropped forever even when scores never change.
 """
 
 from __future__ import annotations
@@ -87,12 +95,26 @@ class Selector:
         return keep
 
 
-def segments(n_frames: int, seg_frames: int) -> list[tuple[int, int]]:
-    """[start, end) frame ranges of consecutive segments; a last piece shorter than half a
-    segment is merged into the previous one."""
+def word_segments(word_frames: list[int], n_frames: int, seg_frames: int) -> list[tuple[int, int, int, int]]:
+    """Cut an utterance of ``n_frames`` frames at word starts into segments of at least
+    ``seg_frames`` frames (the last one may be shorter): a new segment begins at the first word
+    that starts ``seg_frames`` or more after the current segment's start, and a last segment
+    shorter than half a segment is merged into the previous one; two words with the same start
+    (spoken as one) are never separated. ``word_frames`` = the start frame of every word. Returns (start frame, end frame, first word, end word) per
+    segment; the first segment starts at frame 0 and the last ends at ``n_frames``, so the
+    segments tile the utterance and each word belongs to the one segment its start lies in."""
     if seg_frames <= 0:
-        raise ValueError("segment length must be positive")
-    bounds = list(range(0, n_frames, seg_frames)) + [n_frames]
-    if len(bounds) > 2 and bounds[-1] - bounds[-2] < seg_frames / 2:
-        del bounds[-2]
-    return list(zip(bounds[:-1], bounds[1:]))
+        raise ValueError(f"speech.variants.ddp.segment_s gives {seg_frames} frames; it must be positive")
+    if any(b < a for a, b in zip(word_frames, word_frames[1:])):
+        raise ValueError(f"word start frames must be non-decreasing, got {list(word_frames)}")
+    n = len(word_frames)
+    cuts, start = [0], 0
+    for i in range(1, n):
+        if word_frames[i] - start >= seg_frames and word_frames[i - 1] < word_frames[i] < n_frames:
+            cuts.append(i)
+            start = word_frames[i]
+    if len(cuts) > 1 and n_frames - word_frames[cuts[-1]] < seg_frames / 2:
+        cuts.pop()
+    frames = [0] + [word_frames[c] for c in cuts[1:]] + [n_frames]
+    words = cuts + [n]
+    return [(frames[j], frames[j + 1], words[j], words[j + 1]) for j in range(len(cuts))]

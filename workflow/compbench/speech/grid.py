@@ -4,7 +4,9 @@ at DAG-build time).
 * ``dense``
 * ``lrsms-<setting>-<init>``   one per ``variants.lrsms.settings`` entry (a list of {name, attn, ff}) (init ``svd``), plus ``random``
   for the settings listed in ``variants.lrsms.random_init``
-* ``ddp-<granularity>-<fraction>``
+* ``ddp-<granularity>-<fraction>[-<budget>]``  budget ``epochs`` (no suffix: the dense recipe's epochs),
+  ``steps`` (the dense recipe's optimizer steps) or ``time`` (the dense run's training wall time), one
+  per ``variants.ddp.budgets`` entry
 * ``msrs-<mode>``              mode = what follows mask stabilisation: ``sparse`` or ``dense``
 """
 
@@ -31,21 +33,21 @@ def runs(sp: dict) -> dict[str, dict]:
                 }
     d = v.get("ddp")
     if d:
-        for g in d["granularities"]:
-            for f in d["fractions"]:
-                out[f"ddp-{g}-{f}"] = {
-                    "variant": "ddp",
-                    "granularity": g,
-                    "fraction": float(f),
-                    "rule": d["rule"],
-                    "epsilon": d["epsilon"],
-                    "max_skip": d["max_skip"],
-                    "every_epochs": d["every_epochs"],
-                    "warmup_epochs": d["warmup_epochs"],
-                    "rescore": d["rescore"],
-                    "segment_s": d["segment_s"],
-                    "seed": sp["train"]["seed"],
-                }
+        for g, f, b in ((g, f, b) for g in d["granularities"] for f in d["fractions"] for b in d.get("budgets", ["epochs"])):
+            out[f"ddp-{g}-{f}" + ("" if b == "epochs" else f"-{b}")] = {
+                "variant": "ddp",
+                "granularity": g,
+                "fraction": float(f),
+                "budget": b,
+                "rule": d["rule"],
+                "epsilon": d["epsilon"],
+                "max_skip": d["max_skip"],
+                "every_epochs": d["every_epochs"],
+                "warmup_epochs": d["warmup_epochs"],
+                "rescore": d["rescore"],
+                "segment_s": d["segment_s"],
+                "seed": sp["train"]["seed"],
+            }
     m = v.get("msrs")
     if m:
         for mode in m["modes"]:
@@ -54,10 +56,26 @@ def runs(sp: dict) -> dict[str, dict]:
                 "mode": mode,
                 **{
                     k: m[k]
-                    for k in ("temperature", "init_density", "lam", "score_lr", "check_every", "flip_threshold", "patience", "min_steps")
+                    for k in (
+                        "temperature",
+                        "final_temperature",
+                        "anneal_steps",
+                        "init_density",
+                        "lam",
+                        "score_lr",
+                        "check_every",
+                        "flip_threshold",
+                        "patience",
+                        "min_steps",
+                    )
                 },
             }
     return out
+
+
+def time_reference(spec: dict) -> str | None:
+    """The run whose measured training time a run's ``time`` budget equals (the dense run)."""
+    return "dense" if spec.get("budget") == "time" else None
 
 
 def config_runs(config: dict) -> dict[str, dict]:
