@@ -246,7 +246,7 @@ def compute_z(
                 kl = kl_factor * F.kl_div(kl_init, kl_logp, log_target=True, reduction="batchmean")
                 wd = hp["v_weight_decay"] * (delta.norm() / state["h"].norm() ** 2)
                 loss = nll + kl + wd
-                history.append({"loss": float(loss), "nll": float(nll), "kl": float(kl), "weight_decay": float(wd)})
+                history.append({k: float(v.detach()) for k, v in (("loss", loss), ("nll", nll), ("kl", kl), ("weight_decay", wd))})
                 if loss < hp["early_stop"] or it == v_steps - 1:
                     break
                 opt.zero_grad()
