@@ -58,10 +58,17 @@ def test_token_accuracy_on_controlled_logits():
 
 
 # Settings, and the thresholds: measured on this fixture (edit success / locality:
-# ft 1.0 / 0.89, lora 1.0 / 0.54, memit 0.73 / 0.89), each with a margin. Locality
+# ft 1.0 / 0.89, lora 1.0 / 0.54, memit 0.725 / 0.89), each with a margin. Locality
 # is scored against the unedited model on facts of other people; LoRA on a
 # 64-wide model spills more than the others (it does on the embedded default too).
-SETTINGS = {"ft": {"norm_constraint": 0.02, "steps": 60, "lr": 1e-2}, "lora": {"steps": 40, "lr": 5e-3}, "memit": {}}
+# MEMIT with config/config.yaml's tiny-world deviations (see docs/compose.md; measured
+# here with the reference's subject_last / KL 0.0625: 0.51, i.e. no change, and with
+# the reference's λ 15000: 0.51).
+SETTINGS = {
+    "ft": {"norm_constraint": 0.02, "steps": 60, "lr": 1e-2},
+    "lora": {"steps": 40, "lr": 5e-3},
+    "memit": {"mom2_weight": 1000.0, "fact_token": "last", "kl_factor": 0.0},
+}
 MIN_SUCCESS = {"ft": 0.9, "lora": 0.9, "memit": 0.6}
 MIN_LOCALITY = {"ft": 0.7, "lora": 0.4, "memit": 0.7}
 

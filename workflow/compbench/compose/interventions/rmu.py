@@ -1,15 +1,28 @@
 """RMU, Representation Misdirection for Unlearning (Li et al. 2024, the WMDP
-paper, §5; reference centerforaisafety/wmdp rmu/unlearn.py), one of the
+paper, §5 and Eq. 1–2; reference centerforaisafety/wmdp rmu/unlearn.py, also
+vendored in hartvigsen-group/composable-interventions/wmdp), one of the
 composability paper's unlearners.
 
 A fixed random unit vector u (seeded, uniform in [0, 1)^d then normalised, as the
-reference) scaled by c. With h_ℓ the output of block ℓ:
-  L_forget = mean over forget tokens ‖h_ℓ(x) − c·u‖²
-  L_retain = α · mean over retain tokens ‖h_ℓ(x) − h_ℓ^frozen(x)‖²
-and only the MLP weights of ``update_layers`` train (reference: layer 7, blocks
-5–7). The reference's c (6.5 for Zephyr-7B) is tied to that model's activation
-norms; here ``steering_coeff`` None sets c = 4 × the mean ‖h_ℓ‖ of forget tokens
-of the unchanged model, the same "several times the typical norm" regime."""
+reference) scaled by c. With h_ℓ the output of decoder block ℓ (read with a hook
+on the block, as the reference's ``forward_with_cache``, so before the final norm
+also when ℓ is the last block):
+  L_forget = mean over forget tokens ‖h_ℓ(x) − c·u‖² / d        (Eq. 1)
+  L_retain = α · mean over retain tokens ‖h_ℓ(x) − h_ℓ^frozen(x)‖² / d   (Eq. 2)
+(``F.mse_loss``'s mean over tokens and dimensions, as the reference). What trains
+is, in each of ``update_layers`` (reference: ℓ−2, ℓ−1, ℓ), the block parameters
+named in ``params`` — default the MLP down-projection weight only, the reference's
+``param_ids`` default 6 (index 6 of a LLaMA/Mistral decoder layer's
+``parameters()`` is ``mlp.down_proj.weight``; tested against its ``get_params``).
+
+Deviations, each a setting: the reference's c (6.5 for Zephyr-7B, 20 for the
+composability paper's Llama-3-8B) is tied to a model's activation norms; here
+``steering_coeff`` None sets c = 4 × the mean ‖h_ℓ‖ of forget tokens of the
+unchanged model, the same "several times the typical norm" regime. The mean runs
+over real tokens only (the reference's also counts padding positions) and batches
+are drawn at random (the reference walks the corpora once in order). The optimiser
+is torch's AdamW without decay (the reference's ``transformers.AdamW``: eps 1e-6
+instead of 1e-8)."""
 
 from __future__ import annotations
 
@@ -19,12 +32,17 @@ import random
 import torch
 
 from compbench.compose.interventions.registry import register
+from compbench.compose.interventions.residual import block_output
 from compbench.compose.interventions.training import train_params
 from compbench.compose.interventions.unlearn_common import batches, params_of
 
+# WMDP's get_params(model, layer_ids=[5, 6, 7], param_ids=[6]): the down-projection.
+REFERENCE_PARAMS = ("mlp.down_proj.weight",)
+
 
 def _hidden(model, ids, att, layer):
-    return model(input_ids=ids, attention_mask=att, output_hidden_states=True).hidden_states[layer + 1]
+    """Block ``layer``'s output, pre-norm at every layer (the reference's hook)."""
+    return block_output(model, layer, input_ids=ids, attention_mask=att)
 
 
 def _masked_mse(h, target, att):
@@ -38,6 +56,7 @@ def rmu(
     ctx,
     layer: int | None = None,
     update_layers: list[int] | None = None,
+    params: list[str] = REFERENCE_PARAMS,
     steering_coeff: float | None = None,
     alpha: float = 100.0,
     steps: int = 30,
@@ -75,6 +94,6 @@ def rmu(
         lr_ = _masked_mse(_hidden(model, r_ids, r_att, layer), r_ref, r_att)
         return lf + alpha * lr_, {"forget_loss": lf.detach(), "retain_loss": lr_.detach()}
 
-    info = train_params(model, params_of(model, update_layers), steps, lr, loss_fn)
+    info = train_params(model, params_of(model, update_layers, list(params)), steps, lr, loss_fn)
     del frozen
-    return {**info, "layer": layer, "update_layers": update_layers, "steering_coeff": steering_coeff}
+    return {**info, "layer": layer, "update_layers": update_layers, "params": list(params), "steering_coeff": steering_coeff}

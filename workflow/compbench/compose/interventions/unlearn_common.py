@@ -59,12 +59,22 @@ def mean_nll(model, tokenizer, texts: list[str], device, seq_len: int = 64, batc
     return total / len(enc)
 
 
-def params_of(model, layers: list[int] | None):
-    """All parameters (``layers`` None), else the MLP weights of the given blocks."""
+def params_of(model, layers: list[int] | None, names: list[str] | None = None):
+    """All parameters (``layers`` None); else, of each given block, the parameters
+    named in ``names`` (relative to the block, e.g. ``mlp.down_proj.weight``), or all
+    its MLP weights when ``names`` is None."""
     if layers is None:
         return [p for p in model.parameters()]
     n = len(model.model.layers)
     bad = [l for l in layers if not (isinstance(l, int) and 0 <= l < n)]
     if bad:
         raise ValueError(f"unlearning layers {list(layers)}: {bad} out of range; allowed: 0..{n - 1}")
-    return [p for l in layers for p in model.model.layers[l].mlp.parameters()]
+    if names is None:
+        return [p for l in layers for p in model.model.layers[l].mlp.parameters()]
+    allowed = dict(model.model.layers[0].named_parameters())
+    unknown = [s for s in names if s not in allowed]
+    if unknown or not names:
+        raise ValueError(
+            f"unlearning params {list(names)}: {unknown or 'empty'} not parameters of a decoder block; allowed: {', '.join(allowed)}"
+        )
+    return [dict(model.model.layers[l].named_parameters())[s] for l in layers for s in names]
