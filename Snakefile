@@ -1,6 +1,7 @@
 # compbench: a Snakemake workflow reproducing a benchmark of model-efficiency
 # methods. Architecture: docs/architecture.md.
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -33,7 +34,21 @@ try:
 except ConfigError as _e:
     sys.exit(f"compbench: bad config: {_e}")
 
-report: "workflow/report/workflow.rst"
+# {model} is always one of the config's models: without this, a rule whose output
+# has {model} in a longer path (fusion's results/vision/fusion/{model}/...) is tried
+# for other files too, and Snakemake builds (and discards) chains of exceptions.
+wildcard_constraints:
+    model="|".join(re.escape(m) for m in config.get("models", {})) or "(?!x)x",
+
+# The config files of this run, for the report's front page (rule verdicts): jobs
+# inherit the environment, and an environment value is no rerun trigger.
+os.environ["COMPBENCH_CONFIGFILES"] = os.pathsep.join(
+    [os.path.relpath(f) if os.path.isabs(f) else str(f) for f in workflow.configfiles] or ["config/config.yaml"]
+)
+
+# The front page includes the verdict table that rule verdicts writes; a report of
+# selected targets, built before that table exists, gets the page without it.
+report: "workflow/report/workflow.rst" if os.path.exists("results/report/front.rst") else "workflow/report/workflow-no-verdicts.rst"
 
 # Shared helpers first, then the core stages and one file per research line
 # (named like its package, compbench/<line>/). Which jobs a config asks for is

@@ -39,20 +39,13 @@ def cfg(*keys, default=None):
 
 
 def models_made_by(rule):
-    """The models whose directory the given rule makes (compbench.sources: each source names its rule)."""
+    """The models whose directory the given rule makes (compbench.sources names the making rule of each source)."""
     return sources.models_made_by(config, rule)
 
 
 def alternation(names):
     """A wildcard constraint matching exactly the given names (or nothing)."""
     return "|".join(re.escape(n) for n in names) if names else "(?!x)x"
-
-
-# {model} is always one of the config's models: without this, a rule whose output
-# has {model} in a longer path (fusion's results/vision/fusion/{model}/...) is tried
-# for other files too, and Snakemake builds (and discards) chains of exceptions.
-wildcard_constraints:
-    model=alternation(list(config.get("models", {}))),
 
 
 def model_spec(wildcards):

@@ -45,7 +45,9 @@ rule figure_perplexity:
 # The front page: every paper claim of the active lines with the paper's anchor,
 # this run's numbers and the verdict, computed from the result tables
 # (compbench.verdicts, each line's claims.py); workflow/report/workflow.rst
-# includes the page this rule writes.
+# includes the page this rule writes. The names of the config files reach the job
+# through the environment (COMPBENCH_CONFIGFILES, set in common.smk), not params:
+# naming the files differently must not rerun anything (tests/workflow/test_reliability.py).
 rule verdicts:
     output:
         table=report(f"{RESULTS}/tables/verdicts.csv", caption="../workflow/report/verdicts.rst", category="Verdicts"),
@@ -55,7 +57,6 @@ rule verdicts:
         code=code("verdicts", extra=[f"compbench.{line.package}.claims" for line in lines.active(config)]),
     params:
         claims=lambda wc: [[c.id, c.statement, c.anchor, c.source, c.link] for c in verdicts.collect(config)],
-        configfiles=[os.path.relpath(f) if os.path.isabs(f) else f for f in workflow.configfiles] or ["config/config.yaml"],
         models=cfg("models"),
         tiny=cfg("tiny_model"),
     log:

@@ -282,7 +282,8 @@ def test_every_speech_variant_and_ddp_rule_trains_on_the_accelerator():
     texts = ["a b" if i % 2 else "b" for i in range(10)]
     splits = ["train"] * 6 + ["dev"] * 2 + ["test"] * 2
     feats = [on_cpu(torch.randn(24 + 4 * (i % 3), 16, generator=g)) for i in range(10)]
-    data = train.Data(feats, texts, splits, features.vocabulary(texts, "word"), "word", 0.01)
+    starts = [[0.0, 0.12] if i % 2 else [0.0] for i in range(10)]  # word alignments (seconds), for DDP's segments
+    data = train.Data(feats, texts, splits, features.vocabulary(texts, "word"), "word", 0.01, word_starts=starts)
     sp = {
         "model": dict(d_model=8, num_heads=2, ffn_dim=16, num_layers=2, conv_kernel=3, subsample_channels=2, dropout=0.0),
         "train": dict(epochs=2, batch_size=3, lr=0.003, warmup_steps=1, weight_decay=0.0, grad_clip=5.0, seed=0, specaugment=dict(freq_mask=2, time_mask=4)),
@@ -290,8 +291,8 @@ def test_every_speech_variant_and_ddp_rule_trains_on_the_accelerator():
             dense=True,
             lrsms=dict(settings=[dict(name="r50", attn=[0.5, 0.5], ff=[0.5, 0.5])], random_init=["r50"], min_rank=2),
             ddp=dict(fractions=[0.5], granularities=["utterance", "segment"], rule="epsilon_greedy", epsilon=0.2, max_skip=2,
-                     every_epochs=1, warmup_epochs=1, rescore="all", segment_s=0.15),
-            msrs=dict(modes=["sparse", "dense"], temperature=1.0, init_density=0.6, lam=5.0, score_lr=0.2, check_every=1,
+                     every_epochs=1, warmup_epochs=1, rescore="all", segment_s=0.15, budgets=["epochs"]),
+            msrs=dict(modes=["sparse", "dense"], temperature=1.0, final_temperature=200.0, anneal_steps=2, init_density=0.6, lam=5.0, score_lr=0.2, check_every=1,
                       flip_threshold=0.2, patience=1, min_steps=2),
         ),
     }  # fmt: skip

@@ -2,6 +2,7 @@
 (compbench.verdicts), as a table and as the report's generated front page."""
 
 import datetime
+import os
 
 import pandas as pd
 
@@ -20,7 +21,13 @@ with runlog.to_file(snakemake.log[0]) as log:
     rows = verdicts.evaluate(claims, read)
     devices = {str(d) for t in tables.values() if "device" in t.columns for d in t["device"].dropna().unique()}
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC") + " (when the verdicts were computed)"
-    meta = verdicts.run_meta(snakemake.params.configfiles, snakemake.params.models, snakemake.params.tiny, devices, date)
+    meta = verdicts.run_meta(
+        os.environ.get("COMPBENCH_CONFIGFILES", "config/config.yaml").split(os.pathsep),
+        snakemake.params.models,
+        snakemake.params.tiny,
+        devices,
+        date,
+    )
     page = verdicts.front_page(rows, meta)
     links = sorted({r["link"].rsplit("/", 1)[-1] for r in rows})
     problems = verdicts.rst_problems(page + verdicts.report_links([], links))
