@@ -12,6 +12,8 @@ at DAG-build time).
 
 from __future__ import annotations
 
+from compbench.lines import RESULTS
+
 
 def runs(sp: dict) -> dict[str, dict]:
     v = sp.get("variants", {})
@@ -84,12 +86,8 @@ def config_runs(config: dict) -> dict[str, dict]:
 
 
 def corpus_dir(config: dict) -> str:
-    from compbench.lines import RESULTS
-
     return f"{RESULTS}/speech/{config['speech']['corpus']['name']}"
 
 
 def targets(config: dict) -> list[str]:
-    from compbench.lines import RESULTS
-
     return [f"{RESULTS}/tables/speech.csv"] + [f"{RESULTS}/figures/speech-{k}.png" for k in ("lrsms", "ddp", "msrs")]
