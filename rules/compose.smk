@@ -16,16 +16,18 @@ rule compose_data:
     output:
         f"{RESULTS}/compose/{{model}}/data.json",
     input:
-        corpus=lambda wc: corpus_files("train") if config["compose"]["data"]["source"] == "world" else [],
+        corpus=lambda wc: corpus_files("train") if config["compose"]["data"]["source"] in ("world", "facts") else [],
+        model=lambda wc: model_dir(wc.model) if compose_grid.data_needs_model(config) else [],
         code=code("compose_data"),
     params:
         data=cfg("compose", "data"),
+        device=config["device"],
         knowledge=cfg("corpus", "knowledge", default={}),
         sources=cfg("corpus", "sources", default=[]),
         corpus_dir=f"{RESULTS}/corpus",
     log:
         f"{RESULTS}/logs/compose/{{model}}/data.log",
-    threads: 1
+    threads: model_threads
     resources:
         mem_mb=2000,
         runtime=30,

@@ -50,6 +50,13 @@ def run_interventions(config: dict, run: str) -> dict:
     return {i: ivs[i] for i in sorted(used) if i in ivs}
 
 
+def data_needs_model(config: dict) -> bool:
+    """Whether the study's data source reads the model (``facts`` checks what it knows)."""
+    from compbench.compose.data import needs_model
+
+    return needs_model(config["compose"]["data"])
+
+
 def calib_name(config: dict) -> str:
     c = config["compose"]["calibration"]
     return f"{c['source']}_{c['n_samples']}x{c['seq_len']}_s{c['seed']}"
