@@ -115,8 +115,13 @@ def from_world(spec: dict, corpus_dir=None, corpus_sources=(), knowledge=None, m
     k = knowledge or {}
     world = World(k.get("people", 48), k.get("agents", 24), k.get("seed", 0))
     d = world_study(world, spec["edits"], spec["locality"], spec.get("seed", 0))
+    return _with_retain(d, spec, "world", corpus_dir, corpus_sources)
+
+
+def _with_retain(d: dict, spec: dict, source: str, corpus_dir, corpus_sources, knowledge=()) -> StudyData:
+    """A study (edits, probes, forget set and tests) plus the corpus's general text as its retain set."""
     if corpus_dir is None:
-        raise ValueError("composability data source 'world' needs the corpus directory (retain set)")
+        raise ValueError(f"composability data source {source!r} needs the corpus directory (retain set)")
     retain = general_text(corpus_dir, list(corpus_sources), spec["retain"], spec.get("seed", 0))
     return StudyData(
         edits=d["edits"],
@@ -125,6 +130,7 @@ def from_world(spec: dict, corpus_dir=None, corpus_sources=(), knowledge=None, m
         retain_texts=retain,
         forget_mcq=d["forget_mcq"],
         utility_mcq=d["utility_mcq"],
+        knowledge=list(knowledge),
     )
 
 
@@ -229,23 +235,12 @@ def from_facts(spec: dict, corpus_dir=None, corpus_sources=(), knowledge=None, m
 
     if model_dir is None:
         raise ValueError("composability data source 'facts' checks what the model knows: it needs the model directory")
-    if corpus_dir is None:
-        raise ValueError("composability data source 'facts' needs the corpus directory (retain set)")
     model, tok_dir = variants.load(model_dir, device=device)
     model.eval()
     check = facts.knowledge_check(model, load_tokenizer(tok_dir), device, spec.get("seed", 0))
     known = [(r["relation"], r["subject"], r["value"]) for r in check if r["known"]]
     d = facts.study(known, spec["edits"], spec["locality"], spec.get("seed", 0))
-    retain = general_text(corpus_dir, list(corpus_sources), spec["retain"], spec.get("seed", 0))
-    return StudyData(
-        edits=d["edits"],
-        locality=d["locality"],
-        forget_texts=d["forget_texts"],
-        retain_texts=retain,
-        forget_mcq=d["forget_mcq"],
-        utility_mcq=d["utility_mcq"],
-        knowledge=check,
-    )
+    return _with_retain(d, spec, "facts", corpus_dir, corpus_sources, knowledge=check)
 
 
 from_facts.needs_model = True
