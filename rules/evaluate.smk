@@ -6,12 +6,12 @@ rule perplexity:
         f"{RESULTS}/eval/{{model}}/{{variant}}/perplexity-{{dataset}}.csv",
     input:
         variant=variant_input,
-        corpus=lambda wc: corpus_files("test") if wc.dataset in ("tiny", "natural") else [],
+        corpus=lambda wc: corpus_files("test") if wc.dataset in lines.CORPUS_DATASETS else [],
         code=variant_code("perplexity"),
     params:
         spec=model_spec,
         evaluation=lambda wc: canon(lines.evaluation_settings(config, wc.dataset)),
-        sources=lambda wc: cfg("corpus", "sources") if wc.dataset == "tiny" else [],
+        sources=lambda wc: lines.corpus_sources(config, wc.dataset),
         corpus_dir=f"{RESULTS}/corpus",
         device=config["device"],
     log:

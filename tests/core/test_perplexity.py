@@ -62,3 +62,19 @@ def test_natural_dataset_is_the_test_split_without_generated_text(tmp_path):
     assert perplexity.DATASETS.get("tiny")(spec, tmp_path) == "w1\n\nw2\n\nt1\n\nl1\n\nk1"
     with pytest.raises(ValueError, match=r"'natural' needs a natural-text corpus source; corpus.sources=\['tasks'\]"):
         perplexity.DATASETS.get("natural")({"sources": ["tasks"]}, tmp_path)
+
+
+def test_rule_params_give_every_corpus_dataset_its_sources(tmp_path):
+    """The perplexity rule's params come from lines.corpus_sources: each corpus data set
+    gets the config's sources and reads its text (a cold SmolLM2 run once failed
+    because `natural` got no sources), hub data sets get none."""
+    from compbench import lines
+
+    for source, text in {"wiki": "w1", "lee": "l1", "knowledge": "k1"}.items():
+        (tmp_path / source).mkdir()
+        (tmp_path / source / "test.txt").write_text(text)
+    config = {"corpus": {"sources": ["wiki", "lee", "knowledge"]}}
+    assert set(lines.CORPUS_DATASETS) <= set(perplexity.DATASETS.names())
+    for ds in lines.CORPUS_DATASETS:
+        assert perplexity.DATASETS.get(ds)({"sources": lines.corpus_sources(config, ds)}, tmp_path).startswith("w1")
+    assert lines.corpus_sources(config, "wikitext2") == [] and lines.corpus_sources(config, "c4") == []

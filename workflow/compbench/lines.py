@@ -107,6 +107,16 @@ def variant_line(config: dict, model: str, variant: str) -> Line | None:
     return None
 
 
+# Perplexity data sets read from the workflow's own corpus (its test split), not from a hub.
+CORPUS_DATASETS = ("tiny", "natural")
+
+
+def corpus_sources(config: dict, dataset: str) -> list[str]:
+    """The corpus sources a perplexity evaluation on ``dataset`` reads (its params): the
+    config's corpus sources for a corpus data set, none for a hub data set."""
+    return list(config["corpus"]["sources"]) if dataset in CORPUS_DATASETS else []
+
+
 def evaluation_settings(config: dict, dataset: str | None = None) -> dict:
     """The keys of evaluation.perplexity an evaluation on ``dataset`` reads (None: any
     data set, e.g. a training job's test perplexity on its own text): a job's params
