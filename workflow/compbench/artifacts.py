@@ -250,3 +250,19 @@ def load_tensors(path: str | os.PathLike, device: str = "cpu") -> dict:
         return load_file(str(path), device=device)
     except (SafetensorError, OSError, ValueError) as e:
         raise CorruptArtifact(f"{path}: not a readable safetensors file ({e})") from e
+
+
+def load_arrays(path: str | os.PathLike) -> dict:
+    """:func:`load_tensors` as numpy arrays, without importing torch (figure and table
+    jobs start without it). Checked against the provenance record like every reader."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    if not Path(path).exists():
+        raise FileNotFoundError(f"{path}: artifact missing")
+    check_record(path)
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CorruptArtifact(f"{path}: not a readable safetensors file ({e})") from e
+
