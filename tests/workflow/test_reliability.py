@@ -205,13 +205,14 @@ def nothing_planned(wd, target) -> bool:
     return "Nothing to be done" in out
 
 
-def truncation_story(wd, variant="train-lora"):
+def truncation_story(wd, variant="train-lora", batch="memtrain"):
     """Truncate a weight file inside the directory output results/variants/tiny/<variant> of a
     finished run in ``wd``, check what the guarantee says, and restore the file (bytes and
     time) afterwards, so the run stays as it was. (A copied workdir would not do: the code
-    inputs are absolute paths, so Snakemake would plan everything again in a copy.)"""
+    inputs are absolute paths, so Snakemake would plan everything again in a copy.) The
+    consumer is the perplexity table of the variant's batch (compbench.lines.perplexity_batches)."""
     vdir = f"results/variants/tiny/{variant}"
-    consumer_rel = f"results/eval/tiny/{variant}/perplexity-tiny.csv"
+    consumer_rel = f"results/eval/tiny/perplexity-{batch}-tiny.csv"
     weights = sorted((wd / vdir).glob("*.safetensors"))[0]
     consumer = wd / consumer_rel
     saved, wstat = weights.read_bytes(), weights.stat()

@@ -266,3 +266,19 @@ def load_arrays(path: str | os.PathLike) -> dict:
     except (SafetensorError, OSError, ValueError) as e:
         raise CorruptArtifact(f"{path}: not a readable safetensors file ({e})") from e
 
+
+def content_id(path: str | os.PathLike) -> str:
+    """One SHA-256 for an artifact's content: of its provenance record's file list (the
+    SHA-256 and size of every file; the record's write time left out), or, for a file or
+    directory without a record (a user's own model), of its files read now."""
+    path = Path(path)
+    rec = record_path(path)
+    files = None
+    if rec.is_file():
+        try:
+            files = json.loads(rec.read_text())["files"]
+        except (OSError, ValueError, KeyError, TypeError):
+            files = None
+    if files is None:
+        files = _describe_dir(path)["files"] if path.is_dir() else {path.name: _describe_file(path)}
+    return hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
