@@ -67,7 +67,9 @@ def test_natural_dataset_is_the_test_split_without_generated_text(tmp_path):
 
 
 # ---------------------------------------------------------------- rule perplexity: batches and the result cache
-TEXT = "\n\n".join(f"the {a} cat sat on the {b} mat and saw {c} birds" for a in ("red", "big", "old") for b in ("blue", "flat") for c in range(6))
+TEXT = "\n\n".join(
+    f"the {a} cat sat on the {b} mat and saw {c} birds" for a in ("red", "big", "old") for b in ("blue", "flat") for c in range(6)
+)
 
 
 @pytest.fixture()
@@ -123,6 +125,7 @@ def test_a_batch_gives_each_variant_the_numbers_of_its_own_evaluation(world):
 
 
 def test_the_cache_recomputes_exactly_the_changed_variants(world, monkeypatch):
+    from compbench import tokenizer
     from compbench.prune import masked
     from compbench.resultcache import ResultCache
 
@@ -139,8 +142,10 @@ def test_the_cache_recomputes_exactly_the_changed_variants(world, monkeypatch):
     again = batch(world, cache, [code])
     assert evaluated == [] and again == first  # every number read back exactly, timings included
     # m-b re-made with other masks (its content changes): only m-b is evaluated again
-    model = make_tiny_llama(vocab=len(__import__("compbench.tokenizer").tokenizer.load(variants["dense"])), positions=16)
-    masks = {n: torch.ones_like(m.weight, dtype=torch.bool) for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and "layers" in n}
+    model = make_tiny_llama(vocab=len(tokenizer.load(variants["dense"])), positions=16)
+    masks = {
+        n: torch.ones_like(m.weight, dtype=torch.bool) for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and "layers" in n
+    }
     masked.save(root / "variants" / "m-b", variants["dense"], masks, {}, {"method": "test"})
     third = batch(world, cache, [code])
     assert evaluated == ["m-b"]

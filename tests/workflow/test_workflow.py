@@ -159,7 +159,13 @@ def test_batched_perplexity_equals_one_variant_at_a_time(done, monkeypatch):
     try:
         for name, path in lines.variants(cfg, "tiny").items():
             rows = perplexity.variant_rows(
-                path, "tiny", cfg["models"]["tiny"], lines.evaluation_settings(cfg, "tiny"), cfg["corpus"]["sources"], "results/corpus", "cpu"
+                path,
+                "tiny",
+                cfg["models"]["tiny"],
+                lines.evaluation_settings(cfg, "tiny"),
+                cfg["corpus"]["sources"],
+                "results/corpus",
+                "cpu",
             )
             for r in rows:
                 got = table[(table.variant == name) & (table.metric == r["metric"]) & (table.dataset == "tiny")]

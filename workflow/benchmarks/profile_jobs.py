@@ -181,11 +181,12 @@ def parse_snakemake_log(text: str) -> pd.DataFrame:
         if m:
             current = {"rule": m.group(1), "start": when, "benchmark": None}
             continue
-        if current is not None:
+        if current is not None:  # the job's lines: benchmark may come before or after jobid
             if line.strip().startswith("benchmark:"):
                 current["benchmark"] = line.split(":", 1)[1].strip()
             elif line.strip().startswith("jobid:"):
                 jobs[line.split(":", 1)[1].strip()] = current
+            elif not line.startswith(" "):
                 current = None
         f = re.match(r"^Finished jobid: (\d+) \(Rule: (\w+)\)", line.strip())
         if f and f.group(1) in jobs:
@@ -195,8 +196,9 @@ def parse_snakemake_log(text: str) -> pd.DataFrame:
 
 
 def run_jobs(run_dir: Path) -> pd.DataFrame:
-    """One row per finished job of the run's Snakemake logs (the last run of each output
-    counts): rule, wall seconds, CPU seconds and peak RSS where a benchmark file exists."""
+    """One row per finished job of every Snakemake log of the run directory (so give it a
+    directory of one cold run): rule, wall seconds, CPU seconds and peak RSS where a
+    benchmark file exists (the job's own; Snakemake's process is not in it)."""
     logs = sorted((run_dir / ".snakemake" / "log").glob("*.snakemake.log"))
     frames = [parse_snakemake_log(p.read_text(errors="replace")).assign(log=p.name) for p in logs]
     jobs = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
@@ -250,6 +252,22 @@ PHASES = {
 }
 
 
+CPU_PROFILE = """import cProfile, runpy, sys, time
+out, sys.argv = sys.argv[1], sys.argv[2:]
+prof = cProfile.Profile(time.process_time)
+prof.enable()
+try:
+    runpy.run_path(sys.argv[0], run_name="__main__")
+except SystemExit as e:
+    code = e.code
+else:
+    code = 0
+prof.disable()
+prof.dump_stats(out)
+sys.exit(code)
+"""
+
+
 def profile_rows(stats: pstats.Stats, top: int) -> list[dict]:
     raw = stats.stats  # (file, line, name) -> (cc, nc, tt, ct, callers)
     rows = []
@@ -290,8 +308,10 @@ def cmd_dag(args) -> None:
         wall, cpu, proc = timed([snake, *snakemake_argv(wd, extra)[1:]], cwd=wd, env=job_env())
         jobs = re.search(r"^total\s+(\d+)", proc.stdout, re.M)
         prof = Path(tmp) / "dag.prof"
+        # CPU time (time.process_time) as the profiler's clock: on a shared machine, wall
+        # time would charge other processes' work to whatever function was waiting
         pwall, pcpu, pproc = timed(
-            [sys.executable, "-m", "cProfile", "-o", str(prof), snake, *snakemake_argv(wd, extra)[1:]], cwd=wd, env=job_env()
+            [sys.executable, "-c", CPU_PROFILE, str(prof), snake, *snakemake_argv(wd, extra)[1:]], cwd=wd, env=job_env()
         )
         if pproc.returncode != 0:
             sys.exit(pproc.stderr[-3000:])
@@ -300,6 +320,7 @@ def cmd_dag(args) -> None:
             {"item": "snakemake -n (CPU)", "cum_s": round(cpu, 3)},
             {"item": "jobs planned", "cum_s": int(jobs.group(1)) if jobs else 0},
             {"item": "under cProfile (wall)", "cum_s": round(pwall, 3)},
+            {"item": "under cProfile (CPU); the rows below are CPU seconds", "cum_s": round(pcpu, 3)},
             *profile_rows(pstats.Stats(str(prof)), args.top),
         ]
     target = " ".join(args.snakemake_args) or "(default target, embedded default)"

@@ -102,7 +102,9 @@ def dataset_text(dataset: str, sources, corpus_dir, c4_documents=None) -> str:
     return DATASETS.get(dataset)({"sources": sources, "n_documents": c4_documents}, corpus_dir)
 
 
-def variant_rows(path, dataset: str, spec: dict, evaluation: dict, sources, corpus_dir, device, ids_cache: dict | None = None) -> list[dict]:
+def variant_rows(
+    path, dataset: str, spec: dict, evaluation: dict, sources, corpus_dir, device, ids_cache: dict | None = None
+) -> list[dict]:
     """One variant's evaluation, as the per-variant job always did it: load the variant,
     tokenise the data set with its tokenizer, :func:`evaluate`; the tidy rows (one per
     metric, without ``model`` / ``variant``) with provenance. ``ids_cache`` (tokenizer
