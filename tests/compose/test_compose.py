@@ -188,3 +188,17 @@ def test_compose_line_in_the_smoke_run(smoke):
     }
     for name in ("composability-tiny.png", "compose-sparsity-tiny.png"):
         assert smoke.results("figures", name).stat().st_size > 1000
+
+
+def test_the_torch_free_catalogue_equals_the_registry():
+    """compose/check.py reads the interventions from their source (catalogue.py: no torch in
+    Snakemake's process at DAG build); it holds exactly what the registry holds."""
+    from compbench.compose.interventions.catalogue import catalogue
+    from compbench.compose.interventions.methods import INTERVENTIONS
+
+    registry = {
+        n: (INTERVENTIONS.get(n).category, tuple(INTERVENTIONS.get(n).params_allowed()), INTERVENTIONS.get(n).needs_calibration)
+        for n in INTERVENTIONS
+    }
+    assert {n: (e.category, e.params, e.needs_calibration) for n, e in catalogue().items()} == registry
+    assert len(registry) >= 10
