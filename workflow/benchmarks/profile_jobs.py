@@ -14,15 +14,16 @@ of one invocation, not across days) and the commit.
         a finished run's jobs per rule: jobs, wall seconds (the `benchmark:` file, or
         start -> finish in Snakemake's log for rules without one), CPU seconds and peak
         RSS (benchmark files only).                                 -> rules.csv
-    ... profile_jobs.py dag [--workdir DIR] [--label L] [SNAKEMAKE ARGS ...]
+    ... profile_jobs.py dag [--workdir DIR] [--label L] [-- SNAKEMAKE ARGS ...]
         `snakemake -n` under cProfile in DIR (default: a copy of the sources in a new
         temporary folder, nothing run): wall and CPU of the whole call, its phases
         (imports, parsing the Snakefile and rule files, building the jobs, deciding what
         needs to run) and the costliest functions of this repository (input functions,
         grids, config checks).                                      -> dag.csv
-    ... profile_jobs.py noop RUN_DIR [--label L] [SNAKEMAKE ARGS ...]
-        on a finished run: `workflow/run.sh main`'s steps when nothing is to be done
-        (verify, lock check, snakemake, report), and `snakemake -n`.  -> noop.csv
+    ... profile_jobs.py noop RUN_DIR [--label L] [-- SNAKEMAKE ARGS ...]
+        on a finished run: `workflow/run.sh main` when nothing is to be done, as a whole
+        and step by step (verify, lock check, snakemake, report), and `snakemake -n`.
+                                                                    -> noop.csv
 """
 
 from __future__ import annotations
@@ -330,27 +331,53 @@ def cmd_dag(args) -> None:
 
 # ---------------------------------------------------------------- (4) the no-op
 def cmd_noop(args) -> None:
-    """`workflow/run.sh main`'s steps on a finished run, each timed: nothing is to be done."""
+    """On a finished run: ``workflow/run.sh main`` as a whole (the run directory's own copy,
+    so a run of older code measures older code), then its steps one by one, each timed."""
     wd = Path(args.run_dir).resolve()
     snake = str(Path(sys.executable).with_name("snakemake"))
     env = job_env()
     m = machine()
     extra = list(args.snakemake_args)
+    main_env = {**env, "COMPBENCH_SKIP_SETUP": "1", "COMPBENCH_VENV": sys.prefix, "COMPBENCH_CORES": "2"}
     steps = [
-        ("verify (python -m compbench.ops verify results)", [sys.executable, "-m", "compbench.ops", "verify", "results", "--", *extra]),
-        ("lock check (python -m compbench.ops lock)", [sys.executable, "-m", "compbench.ops", "lock", str(wd)]),
-        ("snakemake -n", [snake, *snakemake_argv(wd, ["-n", *extra])[1:]]),
         (
-            "snakemake (no-op run, profiles/default)",
-            [snake, *snakemake_argv(wd, ["--workflow-profile", str(ROOT / "profiles" / "default"), *extra])[1:]],
+            "workflow/run.sh main (the run directory's copy, as a whole)",
+            ["bash", str(wd / "workflow" / "run.sh"), "main", *extra],
+            main_env,
         ),
+        (
+            "  verify (python -m compbench.ops verify results)",
+            [sys.executable, "-m", "compbench.ops", "verify", "results", "--", *extra],
+            env,
+        ),
+        ("  lock check (python -m compbench.ops lock)", [sys.executable, "-m", "compbench.ops", "lock", str(wd)], env),
+        (
+            "  snakemake (no-op run, profiles/default)",
+            [snake, *snakemake_argv(wd, ["--workflow-profile", str(wd / "profiles" / "default"), *extra])[1:]],
+            env,
+        ),
+        (
+            "  report current? (python -m compbench.ops report current)",
+            [sys.executable, "-m", "compbench.ops", "report", "current", "results/report.html", "--", *extra],
+            env,
+        ),
+        (
+            "  snakemake --report (what main ran every time before)",
+            [snake, *snakemake_argv(wd, ["--report", str(wd / "noop-report.html"), *extra])[1:]],
+            env,
+        ),
+        ("snakemake -n", [snake, *snakemake_argv(wd, ["-n", *extra])[1:]], env),
     ]
-    if not args.no_report:
-        steps.append(("snakemake --report", [snake, *snakemake_argv(wd, ["--report", str(wd / "results" / "report.html"), *extra])[1:]]))
+    # once first, not recorded: a run whose report was never made by run.sh main makes it now
+    warm = timed(steps[0][1], cwd=wd, env=main_env)[2]
+    if warm.returncode != 0:
+        sys.exit(f"workflow/run.sh main failed in {wd}:\n{warm.stderr[-3000:]}")
     rows = []
-    for name, cmd in steps:
-        wall, cpu, proc = timed(cmd, cwd=wd, env=env)
-        nothing = "Nothing to be done" in proc.stdout + proc.stderr
+    for name, cmd, e in steps:
+        wall, cpu, proc = timed(cmd, cwd=wd, env=e)
+        out = proc.stdout + proc.stderr
+        nothing = "Nothing to be done" in out if "snakemake" in name and "report" not in name else ""
+        note = "report up to date" if "is up to date" in out else ""
         rows.append(
             {
                 **m,
@@ -360,24 +387,12 @@ def cmd_noop(args) -> None:
                 "wall_s": round(wall, 3),
                 "cpu_s": round(cpu, 3),
                 "rc": proc.returncode,
-                "nothing_to_do": nothing if name.startswith("snakemake") and "report" not in name else "",
+                "nothing_to_do": nothing,
+                "note": note,
             }
         )
         print(rows[-1], flush=True)
-    main_steps = [r for r in rows if r["step"] != "snakemake -n"]
-    rows.append(
-        {
-            **m,
-            "label": args.label,
-            "run": str(wd),
-            "step": "total: workflow/run.sh main (all but snakemake -n)",
-            "wall_s": round(sum(r["wall_s"] for r in main_steps), 3),
-            "cpu_s": round(sum(r["cpu_s"] for r in main_steps), 3),
-            "rc": max(r["rc"] for r in main_steps),
-            "nothing_to_do": "",
-        }
-    )
-    print(append(rows, "noop.csv")[["label", "step", "wall_s", "cpu_s", "rc", "nothing_to_do"]].to_string(index=False))
+    print(append(rows, "noop.csv")[["label", "step", "wall_s", "cpu_s", "rc", "nothing_to_do", "note"]].to_string(index=False))
 
 
 def main(argv=None) -> None:
@@ -393,15 +408,13 @@ def main(argv=None) -> None:
     c.add_argument("--workdir")
     c.add_argument("--label", default="")
     c.add_argument("--top", type=int, default=15)
-    c.add_argument("snakemake_args", nargs=argparse.REMAINDER)
     d = sub.add_parser("noop")
     d.add_argument("run_dir")
     d.add_argument("--label", default="")
-    d.add_argument("--no-report", action="store_true", help="leave out run.sh main's last step, the HTML report")
-    d.add_argument("snakemake_args", nargs=argparse.REMAINDER)
-    args = ap.parse_args(argv)
-    if getattr(args, "snakemake_args", None) and args.snakemake_args[0] == "--":
-        args.snakemake_args = args.snakemake_args[1:]
+    argv = list(sys.argv[1:] if argv is None else argv)
+    extra = argv[argv.index("--") + 1 :] if "--" in argv else []  # Snakemake's arguments, after --
+    args = ap.parse_args(argv[: argv.index("--")] if "--" in argv else argv)
+    args.snakemake_args = extra
     {"startup": cmd_startup, "jobs": cmd_jobs, "dag": cmd_dag, "noop": cmd_noop}[args.cmd](args)
 
 
