@@ -180,6 +180,13 @@ BAD = [
     ("OWL lambda above 0.5", edit("pruning.owl.lam", 0.9), "pruning.owl.lam", "0.9", ("<= 0.5",)),
     ("validation share above 0.5", edit("corpus.validation", 0.7), "corpus.validation", "0.7", ("< 0.5",)),
     ("zero perplexity batch", edit("evaluation.perplexity.batch_size", 0), "evaluation.perplexity.batch_size", "0", (">= 1",)),
+    (
+        "zero variants per perplexity job",
+        edit("evaluation.perplexity.variants_per_job", 0),
+        "evaluation.perplexity.variants_per_job",
+        "0",
+        (">= 1",),
+    ),
     ("a 4-token tiny model", edit("tiny_model.seq_len", 4), "tiny_model.seq_len", "4", (">= 8",)),
     ("a 4-token evaluation cap", edit("models.tiny.max_seq_len", 4), "models.tiny.max_seq_len", "4", (">= 8",)),
     # --- empty grids and missing pieces ---

@@ -1,5 +1,6 @@
 """End to end: Snakemake on the smoke config in a temporary copy of the workflow."""
 
+import io
 import re
 import time
 
@@ -132,3 +133,74 @@ def test_lint_raises_only_accepted_lints(tmp_path):
     titles = {re.sub(r" \d+\.:$", "", t).rstrip(":") for t in re.findall(r"^    \* (.+)$", proc.stdout + proc.stderr, re.M)}
     assert titles, "the linter printed nothing: did it run?\n" + proc.stderr[-2000:]
     assert titles <= ACCEPTED_LINTS, titles - ACCEPTED_LINTS
+
+
+def smoke_config(wd):
+    from compbench.config import prepare
+
+    cfg = yaml.safe_load((wd / "config/smoke.yaml").read_text())
+    return prepare(cfg, ROOT / "config" / "schema.yaml")
+
+
+def test_batched_perplexity_equals_one_variant_at_a_time(done, monkeypatch):
+    """Rule perplexity evaluates a batch of variants per job (compbench.lines.perplexity_batches);
+    for every variant of the smoke run, the table holds exactly the numbers of that variant
+    evaluated alone, fresh, the way the per-variant job computed them."""
+    import torch
+
+    from compbench import lines, perplexity
+
+    wd, _ = done
+    cfg = smoke_config(wd)
+    table = pd.read_csv(wd / "results/tables/perplexity.csv", float_precision="round_trip")
+    monkeypatch.chdir(wd)  # a variant names its base model relative to the run directory
+    threads = torch.get_num_threads()
+    torch.set_num_threads(cfg["resources"]["tiny"]["threads"])  # as the job ran
+    try:
+        for name, path in lines.variants(cfg, "tiny").items():
+            rows = perplexity.variant_rows(
+                path,
+                "tiny",
+                cfg["models"]["tiny"],
+                lines.evaluation_settings(cfg, "tiny"),
+                cfg["corpus"]["sources"],
+                "results/corpus",
+                "cpu",
+            )
+            for r in rows:
+                got = table[(table.variant == name) & (table.metric == r["metric"]) & (table.dataset == "tiny")]
+                assert got.value.tolist() == [r["value"]] and got.tokens.tolist() == [r["tokens"]], (name, r["metric"])
+    finally:
+        torch.set_num_threads(threads)
+    assert len(table[table.metric == "perplexity"]) == len(lines.variants(cfg, "tiny"))
+
+
+def test_a_changed_variant_is_recomputed_an_unchanged_one_is_not(done, tmp_path):
+    """The unit of rerun is a batch job; inside it, the result cache evaluates only the
+    variants whose content, settings or code changed. A LoRA rank change re-makes
+    train-lora only: the memtrain batch reruns, evaluates train-lora and reads train-qgalore
+    back. Back to the smoke config, train-lora is re-made as it was and read back too, the
+    table is byte for byte the first run's, and nothing is left to do."""
+    wd, _ = done
+    table = wd / "results/eval/tiny/perplexity-memtrain-tiny.csv"
+    log = wd / "results/logs/perplexity/tiny/memtrain-tiny.log"
+    first = table.read_bytes()
+    cfg = yaml.safe_load((wd / "config/smoke.yaml").read_text())
+    cfg["memtrain"]["hyper"]["lora"]["rank"] = 8
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    jobs = planned_jobs(wd, "--configfile", str(tmp_path / "c.yaml"), str(table.relative_to(wd)))
+    assert jobs == {"memtrain_finetune": 1, "perplexity": 1}, jobs
+    try:
+        snakemake(wd, "--configfile", str(tmp_path / "c.yaml"), str(table.relative_to(wd)))
+        text = log.read_text()
+        assert "tiny/train-lora on tiny: evaluated" in text and "tiny/train-qgalore on tiny: from cache" in text, text
+        old = pd.read_csv(io.BytesIO(first), float_precision="round_trip").set_index(["variant", "metric"])
+        new = pd.read_csv(table, float_precision="round_trip").set_index(["variant", "metric"])
+        assert new.loc[("train-qgalore", "perplexity")].equals(old.loc[("train-qgalore", "perplexity")])  # timings too
+        assert new.loc[("train-lora", "perplexity"), "value"] != old.loc[("train-lora", "perplexity"), "value"]
+    finally:
+        snakemake(wd, "--configfile", "config/smoke.yaml")
+    text = log.read_text()
+    assert "tiny/train-lora on tiny: from cache" in text and "tiny/train-qgalore on tiny: from cache" in text, text
+    assert table.read_bytes() == first
+    assert planned_jobs(wd) == {}
