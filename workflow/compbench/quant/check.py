@@ -36,7 +36,9 @@ def check(config: dict) -> None:
                 )
     if "calibration" not in q:
         if "pruning" not in config:
-            raise ConfigError("quant.calibration is missing and there is no pruning section whose calibration set it could use; add quant.calibration")
+            raise ConfigError(
+                "quant.calibration is missing and there is no pruning section whose calibration set it could use; add quant.calibration"
+            )
         return
     c = q["calibration"]
     if c["source"] == "tiny" and "corpus" not in config:

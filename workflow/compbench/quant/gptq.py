@@ -11,5 +11,7 @@ from compbench.quant.registry import Quantised, register
 @register("gptq", needs_calibration=True)
 def gptq(model, calib_ids, device, bits: int, group_size: int, keep=None):
     out = {}
-    err = gptq_model(model, calib_ids, device, bits, group_size, keep=keep, on_linear=lambda n, c: out.__setitem__(n, Quantised(c.to("cpu"))))
+    err = gptq_model(
+        model, calib_ids, device, bits, group_size, keep=keep, on_linear=lambda n, c: out.__setitem__(n, Quantised(c.to("cpu")))
+    )
     return out, {"max_abs_change": max(err)}

@@ -105,7 +105,9 @@ def load_quantised(variant_dir) -> dict[str, Quantised]:
             raise CorruptArtifact(f"{path}: tensor {e} of {name!r} missing") from e
         groups = -(-shape[1] // group_size)
         if tuple(scale.shape) != (shape[0], groups) or tuple(zero.shape) != (shape[0], groups):
-            raise CorruptArtifact(f"{path}: {name!r} has scale {tuple(scale.shape)} / zero {tuple(zero.shape)}; expected ({shape[0]}, {groups})")
+            raise CorruptArtifact(
+                f"{path}: {name!r} has scale {tuple(scale.shape)} / zero {tuple(zero.shape)}; expected ({shape[0]}, {groups})"
+            )
         smooth = t.get(f"{name}.smooth")
         out[name] = Quantised(Codes(codes, scale, zero, bits, group_size), None if smooth is None else smooth.float())
     return out

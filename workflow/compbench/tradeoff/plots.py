@@ -28,7 +28,9 @@ def _panel(ax, table: pd.DataFrame, y: str, front: str, styles: dict, minimise: 
         ax.step(f["bytes"] / MIB, f[y], where="post", color="k", lw=1, zorder=0, label="Pareto front")
         ax.scatter(f["bytes"] / MIB, f[y], s=90, facecolors="none", edgecolors="k", lw=0.8)
         for r in f.itertuples():
-            ax.annotate(r.variant, (r.bytes / MIB, getattr(r, y)), fontsize=6, xytext=(3, 3 if minimise else -8), textcoords="offset points")
+            ax.annotate(
+                r.variant, (r.bytes / MIB, getattr(r, y)), fontsize=6, xytext=(3, 3 if minimise else -8), textcoords="offset points"
+            )
     ax.set_xlabel("stored bytes of the decoder linears (MiB)")
     ax.grid(alpha=0.3, which="both")
 

@@ -73,7 +73,9 @@ def lowrank_bits(rows: int, cols: int, rank: int) -> int:
 
 def quant_bits(rows: int, cols: int, bits: int, group_size: int, values: int | None = None, smooth: bool = False) -> int:
     """Codes of ``values`` weights (default all) + a scale and a zero per row and group [+ AWQ's input scales]."""
-    return bits * (rows * cols if values is None else values) + GROUP_PARAMS * rows * -(-cols // group_size) + (BF16 * cols if smooth else 0)
+    return (
+        bits * (rows * cols if values is None else values) + GROUP_PARAMS * rows * -(-cols // group_size) + (BF16 * cols if smooth else 0)
+    )
 
 
 # ---------------------------------------------------------------- reading artifacts (torch-free)

@@ -23,7 +23,13 @@ BLOCKSIZE = 128
 
 
 def gptq_codes(
-    W: torch.Tensor, H: torch.Tensor, bits: int, group_size: int, sym: bool = False, blocksize: int = BLOCKSIZE, keep: torch.Tensor | None = None
+    W: torch.Tensor,
+    H: torch.Tensor,
+    bits: int,
+    group_size: int,
+    sym: bool = False,
+    blocksize: int = BLOCKSIZE,
+    keep: torch.Tensor | None = None,
 ) -> Q.Codes:
     """GPTQ's integer codes of ``W`` (out × in) with input Hessian ``H``.
 
@@ -73,7 +79,9 @@ def gptq_matrix(W: torch.Tensor, H: torch.Tensor, bits: int, group_size: int, sy
     return gptq_codes(W, H, bits, group_size, sym, blocksize, keep).dequantise()
 
 
-def gptq_model(model, calib_ids, device, bits: int, group_size: int, sym: bool = False, keep: dict | None = None, on_linear=None) -> list[float]:
+def gptq_model(
+    model, calib_ids, device, bits: int, group_size: int, sym: bool = False, keep: dict | None = None, on_linear=None
+) -> list[float]:
     """GPTQ on every decoder linear, block by block on the quantised model's own inputs;
     the weights are replaced by their dequantised values. ``keep``: name -> mask of a
     pruned model (kept pruned, :func:`gptq_codes`); ``on_linear(name, codes)`` sees every
