@@ -254,6 +254,30 @@ def test_materialised_masked_variant(two_layer):
         assert d == base  # a plain model directory is used as it is
 
 
+def test_materialised_lowrank_and_quant_variants_load_as_the_same_model(two_layer):
+    """A low-rank variant's factor pairs are saved as the equal plain linears (saved as
+    they are, from_pretrained initialised those weights at random), a quant variant as
+    its dequantised weights: lm-eval scores the variant, not a damaged copy."""
+    from compbench import variants, zeroshot
+    from compbench.lowrank import compress as lowrank
+    from compbench.models import load
+    from compbench.quant import variant as quant
+    from compbench.quant.methods import quantise_model
+
+    base = two_layer / "model"
+    lowrank.save(two_layer / "lr", base, lowrank.compress(load(base), {"model.layers.0.mlp.down_proj": 3}), {"allocation": "uniform"})
+    quant.save(two_layer / "q", base, quantise_model(load(base), "rtn", 4, 16)[0], {"method": "rtn"})
+    x = torch.randint(0, 100, (2, 12), generator=torch.Generator().manual_seed(0))
+    for name in ("lr", "q"):
+        with zeroshot.materialised(two_layer / name, tmp_root=two_layer) as d:
+            with torch.no_grad():
+                torch.testing.assert_close(load(d)(x).logits, variants.load(two_layer / name)[0](x).logits, rtol=1e-5, atol=1e-5)
+    model = variants.load(two_layer / "lr")[0]
+    model.model.layers[0].mlp.down_proj = torch.nn.Identity()  # no linear map of the right shape: refused, not saved wrong
+    with pytest.raises(RuntimeError, match="missing"):
+        zeroshot.as_plain(model)
+
+
 # --------------------------------------------------------------- study grid
 
 

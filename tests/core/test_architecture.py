@@ -63,6 +63,7 @@ SCHEMA_REGISTRIES = {
     "lowrank_allocation": ("compbench.lowrank.compress", "ALLOCATIONS"),
     "lowrank_finetune_mode": ("compbench.lowrank.finetune", "MODES"),
     "lowrank_train_data": ("compbench.lowrank.finetune", "TRAIN_DATA"),
+    "quant_method": ("compbench.quant.methods", "QUANTISERS"),
     "training_variant": ("compbench.memtrain.methods", "VARIANTS"),
     "memtrain_data": ("compbench.memtrain.data", "DATA"),
     "pass_method": ("compbench.vision.pass_sparsity", "METHODS"),

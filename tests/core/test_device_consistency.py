@@ -16,7 +16,7 @@ rejected: no values, so every pruning threshold, SVD rank and training loop stop
 before it meets a device bug.
 
 Each test iterates a registry (``PRUNERS``, ``ALLOCATORS``, ``XMIN_RULES``,
-``lowrank`` ``ALLOCATIONS``/``MODES``, ``variants.KINDS``, memtrain ``VARIANTS``,
+``lowrank`` ``ALLOCATIONS``/``MODES``, quant ``QUANTISERS``, ``variants.KINDS``, memtrain ``VARIANTS``,
 ``INTERVENTIONS``, speech ``VARIANTS``/``SELECT``, PASS ``METHODS``, fusion
 ``GENERATED``), so a newly registered method is covered without a change here;
 ``FAST`` settings keep known methods small, a new one runs with its defaults.
@@ -143,10 +143,13 @@ def test_spectra_xmin_rules_and_every_allocation_on_the_accelerator():
 
 def _variant_dirs(tmp_path):
     """One stored variant of every kind in variants.KINDS, built from one dense base."""
+    from compbench import variants
     from compbench.lowrank import compress as lowrank
     from compbench.memtrain import variant as trained
     from compbench.prune import masked
     from compbench.prune.methods import prune_model
+    from compbench.quant import variant as quant
+    from compbench.quant.methods import quantise_model
 
     base = tmp_path / "base"
     model = llama()
@@ -159,7 +162,16 @@ def _variant_dirs(tmp_path):
     with torch.no_grad():
         tuned.model.layers[0].mlp.up_proj.weight.mul_(0.5)
     trained.save(tmp_path / "trained", base, tuned, model.state_dict(), {"variant": "adamw"})
-    return {"dense": base, "masked": tmp_path / "masked", "lowrank": tmp_path / "lowrank", "trained": tmp_path / "trained"}
+    pruned, _ = variants.load(tmp_path / "masked")
+    quantised, _ = quantise_model(pruned, "rtn", 4, 8, keep=masked.load_masks(tmp_path / "masked"))
+    quant.save(tmp_path / "quant", base, quantised, {"method": "rtn"}, pruned_dir=tmp_path / "masked")
+    return {
+        "dense": base,
+        "masked": tmp_path / "masked",
+        "lowrank": tmp_path / "lowrank",
+        "trained": tmp_path / "trained",
+        "quant": tmp_path / "quant",
+    }
 
 
 def test_every_variant_kind_loads_onto_the_accelerator_and_evaluates(tmp_path):
@@ -176,6 +188,23 @@ def test_every_variant_kind_loads_onto_the_accelerator_and_evaluates(tmp_path):
             assert_on_acc(model)
             ppl = evaluate(model, on_cpu(torch.randint(0, 64, (200,))), 16, 4, ACC)["perplexity"]
         assert ppl > 1, kind
+
+
+def test_every_quantisation_method_keeps_to_the_weights_device():
+    from compbench.prune.methods import prune_model
+    from compbench.quant.methods import QUANTISERS, quantise_model
+
+    for method in QUANTISERS.names():
+        for nm in (None, (2, 4)):
+            model = llama()
+            keep = prune_model(model, "magnitude", None, nm, None, "cpu")[0] if nm else None  # masks on the CPU, as loaded
+            with FakeAccelerator():
+                model.to(ACC)
+                quantised, _ = quantise_model(model, method, 4, 8, cpu_ids(4, 16), ACC, keep)
+                assert_on_acc(model)
+            assert quantised and all(where(q.codes.codes) is False and where(q.codes.scale) is False for q in quantised.values())
+            if keep:
+                assert all((dict(model.named_parameters())[f"{n}.weight"][~k] == 0).all() for n, k in keep.items()), method
 
 
 def test_lowrank_allocations_and_finetuning_modes_on_the_accelerator():

@@ -141,6 +141,33 @@ def test_every_lowrank_allocation_and_finetune_mode_and_the_stored_variant(tmp_p
             torch.testing.assert_close(_finite_logits(again, x), _finite_logits(out, x), atol=1e-5, rtol=1e-5)
 
 
+def test_every_quantisation_method_of_the_dense_and_of_a_pruned_model_round_trips(tmp_path, base, calib):
+    from compbench.quant import variant as quant_variant
+    from compbench.quant.methods import QUANTISERS, quantise_model
+
+    x = _ids(2 * 16, seed=2).view(2, 16)
+    pruned = tmp_path / "pruned"
+    model, _ = variants.load(base)
+    masks, changed = prune_model(model, "wanda", None, (2, 4), calib, "cpu")
+    masked.save(pruned, base, masks, changed, {"method": "wanda", "nm": [2, 4]})
+    for method in QUANTISERS.names():
+        for on in (None, pruned):
+            model, _ = variants.load(on or base)
+            keep = masked.load_masks(on) if on else None
+            quantised, _ = quantise_model(model, method, 4, 32, calib, "cpu", keep)
+            k = model.model.layers[0].self_attn.k_proj
+            assert set(quantised) == {n for _, n, _ in blocks.linear_modules(model)} and _tied(model), method
+            assert quantised["model.layers.0.self_attn.k_proj"].codes.codes.shape == k.weight.shape == (32, 64)
+            dest = tmp_path / f"{method}-{bool(on)}"
+            quant_variant.save(dest, base, quantised, {"method": method}, pruned_dir=on)
+            loaded, _ = variants.load(dest)
+            assert _tied(loaded), method
+            if on:
+                assert all((loaded.get_submodule(n).weight[~m] == 0).all() for n, m in masks.items()), method
+            # the stored scales are float16: the reloaded model is the in-memory one up to that rounding
+            torch.testing.assert_close(_finite_logits(loaded, x), _finite_logits(model, x), rtol=1e-2, atol=1e-2)
+
+
 def test_every_memtrain_variant_trains_a_few_steps_and_round_trips(tmp_path, base):
     from compbench import pretrain
     from compbench.memtrain import recipe

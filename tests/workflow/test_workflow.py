@@ -47,6 +47,42 @@ def test_outputs_and_tidy_table(done):
     assert (wd / "results/models/tiny/model.safetensors").exists()
 
 
+def test_tradeoff_plane_and_quant_variants(done):
+    """Every compressed variant of the smoke run on one plane, each with its stored bytes
+    (known answers for the quantised ones), perplexity, zero-shot accuracy and front flag."""
+    import numpy as np
+
+    from compbench.tradeoff import pareto
+
+    wd, _ = done
+    t = pd.read_csv(wd / "results/tables/tradeoff-tiny.csv")
+    cols = {
+        "model",
+        "variant",
+        "line",
+        "method",
+        "format",
+        "bytes",
+        "params",
+        "bits_per_weight",
+        "perplexity_tiny",
+        "zeroshot_acc",
+        "on_front",
+    }
+    assert cols <= set(t.columns) and len(t) == 17 and t.variant.is_unique
+    assert set(t.line) == {"dense", "pruning", "calibration_study", "lowrank", "quant"}
+    assert np.isfinite(t.perplexity_tiny).all() and t.zeroshot_acc.between(0, 1).all()
+    bpw = t.set_index("variant").bits_per_weight
+    # 4-bit codes + 32 bits per group of 16 = 6 bits; pruned 2:4 first: 2:4 of (4-bit code + 2-bit index) + 2 = 5
+    assert bpw["dense"] == 16 and bpw["quant-rtn-w4g16"] == bpw["quant-gptq-w4g16"] == 6
+    assert bpw["quant-gptq-w4g16-on-prune-sparsegpt-2of4"] == 5 and bpw["prune-sparsegpt-2of4"] == 9
+    assert t.on_front.tolist() == pareto.front(t.bytes, t.perplexity_tiny).tolist() and t.on_front.any()
+    assert t.set_index("variant").method["quant-gptq-w4g16-on-prune-sparsegpt-2of4"] == "sparsegpt+gptq"
+    q = pd.read_csv(wd / "results/tables/quant-tiny.csv")
+    assert {"dense", "quant-rtn-w4g16", "quant-gptq-w4g16", "quant-gptq-w4g16-on-prune-sparsegpt-2of4"} == set(q.variant)
+    assert (wd / "results/figures/tradeoff-tiny.png").stat().st_size > 1000
+
+
 def test_noop_rerun_is_nothing_and_fast(done):
     wd, _ = done
     t0 = time.perf_counter()

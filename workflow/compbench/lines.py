@@ -59,11 +59,13 @@ LINES: dict[str, Line] = {
         Line("pruning", "prune", ("pruning",), {"masked": "compbench.prune.masked"}),
         Line("calibration_study", "calibration_study", ("calibration_study",), {"masked": "compbench.prune.masked"}),
         Line("lowrank", "lowrank", ("lowrank",), {"lowrank": "compbench.lowrank.compress"}),
+        Line("quant", "quant", ("quant",), {"quant": "compbench.quant.variant"}),
         Line("memtrain", "memtrain", ("memtrain",), {"trained": "compbench.memtrain.variant"}),
         Line("compose", "compose", ("compose",)),
         Line("speech", "speech", ("speech",)),
         Line("vision", "vision", ("vision", "pass")),
         Line("fusion", "fusion", ("vision", "fusion")),
+        Line("tradeoff", "tradeoff", ("tradeoff",)),
     ]
 }
 

@@ -12,7 +12,10 @@ model *directory*. A variant that is not a plain ``save_pretrained`` directory
 (e.g. a masked pruning variant: base + masks) is materialised with
 :func:`materialised`: loaded with :func:`compbench.variants.load` (masks applied to
 a fresh copy of the base weights), saved with its tokenizer into a temporary
-directory, removed afterwards; the cached base model is never rewritten.
+directory, removed afterwards; the cached base model is never rewritten. Modules a
+variant replaced (a low-rank factor pair where the architecture has one linear) are
+saved as the equal plain linear (:func:`as_plain`): ``from_pretrained`` would
+otherwise initialise those weights at random, silently.
 
 Everything runs offline: ``HF_HUB_OFFLINE``, ``HF_DATASETS_OFFLINE`` and
 ``TRANSFORMERS_OFFLINE`` are set unless a real task needs the hub, and
@@ -73,6 +76,46 @@ def offline_env(hf_home: str | Path, offline: bool = True) -> None:
             os.environ[k] = "1"
 
 
+def as_plain(model):
+    """``model`` with every module that its architecture builds as ``nn.Linear`` but the
+    variant replaced by another linear map (a low-rank factor pair ``U(V(x))``) turned
+    back into an ``nn.Linear`` of the same map (W = f(I) − f(0), b = f(0)), so that
+    ``save_pretrained`` writes exactly the tensors ``from_pretrained`` reads. Raises if
+    the state dict still differs from the architecture's."""
+    import torch
+    from torch import nn
+    from transformers import AutoModelForCausalLM
+
+    with torch.device("meta"):
+        plain = AutoModelForCausalLM.from_config(model.config)
+    want = dict(plain.named_modules())
+    for name, mod in list(model.named_modules()):
+        ref = want.get(name)
+        if not isinstance(ref, nn.Linear) or isinstance(mod, nn.Linear):
+            continue
+        p = next(mod.parameters(), None)
+        if p is None:
+            continue  # no weights to save: the check below names it
+        with torch.no_grad():
+            b = mod(torch.zeros(1, ref.in_features, dtype=p.dtype, device=p.device))[0]
+            W = (mod(torch.eye(ref.in_features, dtype=p.dtype, device=p.device)) - b).T
+        if tuple(W.shape) != (ref.out_features, ref.in_features):
+            continue
+        lin = nn.Linear(ref.in_features, ref.out_features, bias=ref.bias is not None, device=p.device, dtype=p.dtype)
+        with torch.no_grad():
+            lin.weight.copy_(W)
+            if lin.bias is not None:
+                lin.bias.copy_(b)
+        parent, _, child = name.rpartition(".")
+        setattr(model.get_submodule(parent) if parent else model, child, lin)
+    missing, extra = set(plain.state_dict()) - set(model.state_dict()), set(model.state_dict()) - set(plain.state_dict())
+    if missing or extra:
+        raise RuntimeError(
+            f"the variant's tensors do not match its architecture (lm-eval would load it wrongly): missing {sorted(missing)[:5]}, extra {sorted(extra)[:5]}"
+        )
+    return model
+
+
 @contextlib.contextmanager
 def materialised(variant_dir: str | Path, device="cpu", dtype=None, tmp_root: str | Path | None = None) -> Iterator[Path]:
     """A directory lm-eval's ``hf`` model can load: the variant itself if it is a
@@ -85,6 +128,7 @@ def materialised(variant_dir: str | Path, device="cpu", dtype=None, tmp_root: st
         yield variant_dir
         return
     model, tok_dir = variants.load(variant_dir, device="cpu", dtype=dtype)
+    model = as_plain(model)
     tmp = Path(tempfile.mkdtemp(prefix="lmeval-variant-", dir=tmp_root))
     try:
         model.save_pretrained(str(tmp), safe_serialization=True)

@@ -22,14 +22,30 @@ from compbench.compose.interventions.registry import register
 BLOCKSIZE = 128
 
 
-def gptq_matrix(W: torch.Tensor, H: torch.Tensor, bits: int, group_size: int, sym: bool = False, blocksize: int = BLOCKSIZE):
+def gptq_codes(
+    W: torch.Tensor,
+    H: torch.Tensor,
+    bits: int,
+    group_size: int,
+    sym: bool = False,
+    blocksize: int = BLOCKSIZE,
+    keep: torch.Tensor | None = None,
+) -> Q.Codes:
+    """GPTQ's integer codes of ``W`` (out × in) with input Hessian ``H``.
+
+    ``keep`` (a boolean mask of W's shape, optional): quantise a pruned matrix and keep
+    it pruned, as SparseGPT's joint sparsification + quantisation does: a pruned weight
+    gets the zero code (its weight is exactly 0) and its whole value is compensated
+    like any other quantisation error; the scale and zero of a group come from its kept
+    weights only."""
     from compbench.prune.sparsegpt import inverse_cholesky
 
     W = W.clone().float()
     cols = W.shape[1]
     Q.check_group(group_size)
     U = inverse_cholesky(H, W)
-    out = torch.zeros_like(W)
+    codes = torch.zeros(W.shape, dtype=torch.uint8, device=W.device)
+    scales, zeros = [], []
     scale = zero = None
     for i1 in range(0, cols, blocksize):
         i2 = min(i1 + blocksize, cols)
@@ -41,19 +57,35 @@ def gptq_matrix(W: torch.Tensor, H: torch.Tensor, bits: int, group_size: int, sy
             if col % group_size == 0:
                 # as the reference: from W, which holds the earlier blocks' lazy updates
                 # but not yet this block's (those live in W1)
-                scale, zero = Q.params(W[:, col : col + group_size], bits, sym)
+                group = W[:, col : col + group_size]
+                scale, zero = Q.params(group if keep is None else group * keep[:, col : col + group_size], bits, sym)
+                scales.append(scale)
+                zeros.append(zero)
             w = W1[:, i]
-            q = Q.fake_quant(w.unsqueeze(1), scale, zero, bits).squeeze(1)
-            out[:, col] = q
+            c = Q.quant_codes(w.unsqueeze(1), scale, zero, bits)
+            if keep is not None:
+                c = torch.where(keep[:, col : col + 1], c, zero)
+            q = Q.dequant(c, scale, zero).squeeze(1)
+            codes[:, col] = c.squeeze(1).to(torch.uint8)
             err = (w - q) / U1[i, i]
             W1[:, i:] -= err.unsqueeze(1) @ U1[i, i:].unsqueeze(0)
             Err1[:, i] = err
         W[:, i2:] -= Err1 @ U[i1:i2, i2:]
-    return out
+    return Q.Codes(codes, torch.cat(scales, 1), torch.cat(zeros, 1), bits, group_size)
 
 
-@register("gptq", "compress", needs_calibration=True)
-def gptq(model, ctx, bits: int = 4, group_size: int = 128, sym: bool = False) -> dict:
+def gptq_matrix(W: torch.Tensor, H: torch.Tensor, bits: int, group_size: int, sym: bool = False, blocksize: int = BLOCKSIZE, keep=None):
+    """The dequantised weights of :func:`gptq_codes`."""
+    return gptq_codes(W, H, bits, group_size, sym, blocksize, keep).dequantise()
+
+
+def gptq_model(
+    model, calib_ids, device, bits: int, group_size: int, sym: bool = False, keep: dict | None = None, on_linear=None
+) -> list[float]:
+    """GPTQ on every decoder linear, block by block on the quantised model's own inputs;
+    the weights are replaced by their dequantised values. ``keep``: name -> mask of a
+    pruned model (kept pruned, :func:`gptq_codes`); ``on_linear(name, codes)`` sees every
+    linear's codes. Returns each linear's largest absolute weight change."""
     from compbench.calibration import sequential
 
     err = []
@@ -61,9 +93,19 @@ def gptq(model, ctx, bits: int = 4, group_size: int = 128, sym: bool = False) ->
     def on_block(b, linears, stats):
         for name, mod in linears.items():
             W = mod.weight.data
-            new = gptq_matrix(W.float(), stats[name].H, bits, group_size, sym)
+            k = None if keep is None else keep[name].to(W.device)
+            codes = gptq_codes(W.float(), stats[name].H, bits, group_size, sym, keep=k)
+            new = codes.dequantise()
             err.append(float((new - W.float()).abs().max()))
             W.copy_(new.to(W.dtype))
+            if on_linear is not None:
+                on_linear(name, codes)
 
-    sequential(model, ctx.calib_ids, ctx.device, True, on_block)
+    sequential(model, calib_ids, device, True, on_block)
+    return err
+
+
+@register("gptq", "compress", needs_calibration=True)
+def gptq(model, ctx, bits: int = 4, group_size: int = 128, sym: bool = False) -> dict:
+    err = gptq_model(model, ctx.calib_ids, ctx.device, bits, group_size, sym)
     return {"bits": bits, "group_size": group_size, "avg_bits": Q.avg_bits(bits, group_size), "max_abs_change": max(err)}

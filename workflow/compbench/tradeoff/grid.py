@@ -1,0 +1,41 @@
+"""The trade-off plane a config asks for (torch-free).
+
+Per model: the dense model and every variant of every active line whose variant
+kinds have a storage format (:data:`compbench.tradeoff.storage.FORMATS`: pruned,
+low-rank, quantised, pruned then quantised; not memtrain's fine-tuned dense
+models), each with its spine perplexity and, with ``tradeoff.zeroshot``, its lm-eval
+zero-shot accuracy on the calibration study's tasks.
+"""
+
+from __future__ import annotations
+
+from compbench import lines, sources
+from compbench.lines import RESULTS
+from compbench.tradeoff.storage import FORMATS
+
+
+def dataset(config: dict) -> str:
+    """The perplexity data set of the front (default: the first evaluation data set)."""
+    return config["tradeoff"].get("dataset") or config["evaluation"]["perplexity"]["datasets"][0]
+
+
+def plane(config: dict, model: str) -> dict[str, tuple[str, str]]:
+    """Variant -> (line, directory) of every point on the model's plane."""
+    out = {"dense": ("dense", sources.model_dir(config, model))}
+    for line in lines.active(config):
+        fn = getattr(line.grid, "variants", None)
+        if fn is None or not line.variant_kinds or not all(k in FORMATS for k in line.variant_kinds):
+            continue
+        for name, path in fn(config, model).items():
+            out.setdefault(name, (line.name, path))
+    return out
+
+
+def zeroshot_outputs(config: dict, model: str) -> list[str]:
+    if not config["tradeoff"].get("zeroshot"):
+        return []
+    return [f"{RESULTS}/eval/{model}/{v}/lm_eval.csv" for v in plane(config, model)]
+
+
+def targets(config: dict) -> list[str]:
+    return lines.per_model(config, "tables/tradeoff-{model}.csv", "figures/tradeoff-{model}.png")
