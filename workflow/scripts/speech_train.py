@@ -74,4 +74,6 @@ with runlog.to_file(snakemake.log[0]) as log:
     ]
     write_table(snakemake.output.hyps, pd.DataFrame(hyp_rows).assign(run=name, seed=seed))
     state = {k: v.detach().cpu() for k, v in out["model"].state_dict().items()}
-    save_tensors(snakemake.output.model, state, metadata={"run": name, "seed": str(seed), "vocab": json.dumps(data.vocab), "spec": json.dumps(spec)})
+    save_tensors(
+        snakemake.output.model, state, metadata={"run": name, "seed": str(seed), "vocab": json.dumps(data.vocab), "spec": json.dumps(spec)}
+    )

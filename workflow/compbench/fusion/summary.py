@@ -90,7 +90,9 @@ def summary(table: pd.DataFrame, points: pd.DataFrame, tasks: list[str], referen
     """Per method and numeric metric of the per-seed table: n_seeds, mean, sd, ci_lo, ci_hi,
     interval (hypervolume: the bootstrap over test items when seeds are too few for t)."""
     rows = []
-    metrics = [c for c in table.columns if c not in ("model", "method", "seed", "reference", "metric") and pd.api.types.is_numeric_dtype(table[c])]
+    metrics = [
+        c for c in table.columns if c not in ("model", "method", "seed", "reference", "metric") and pd.api.types.is_numeric_dtype(table[c])
+    ]
     for method, g in table.groupby("method", sort=False):
         g = g.sort_values("seed")
         seeds = list(g.seed.astype(int))

@@ -97,7 +97,9 @@ def corpus_dir(config: dict) -> str:
 
 def run_files(config: dict, name: str, runs=None) -> list[str]:
     """One file (``metrics.csv``, ``hypotheses.csv``, ``curve.csv``) of every run (default: all) and seed."""
-    return [f"{corpus_dir(config)}/runs/{r}/s{s}/{name}" for r in (runs if runs is not None else config_runs(config)) for s in seeds(config)]
+    return [
+        f"{corpus_dir(config)}/runs/{r}/s{s}/{name}" for r in (runs if runs is not None else config_runs(config)) for s in seeds(config)
+    ]
 
 
 ITEMS = f"{RESULTS}/speech/items.csv"  # per-utterance errors of every run and seed (compbench.speech.summary)

@@ -63,7 +63,9 @@ def difference(items: pd.DataFrame, a: str, b: str, split: str = "test", unit: s
     if na.shape != nb.shape or not np.array_equal(da, db):
         raise ValueError(f"runs {a!r} and {b!r} were evaluated on different {split} utterances")
     ra, rb = stats.seed_mean_ratio(na, da), stats.seed_mean_ratio(nb, db)
-    return stats.summarise(na.sum(1) / da.sum(1) - nb.sum(1) / db.sum(1), lambda idx: ra(idx) - rb(idx), na.shape[1], what=f"{split} utterances")
+    return stats.summarise(
+        na.sum(1) / da.sum(1) - nb.sum(1) / db.sum(1), lambda idx: ra(idx) - rb(idx), na.shape[1], what=f"{split} utterances"
+    )
 
 
 def summary(table: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame:

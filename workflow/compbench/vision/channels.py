@@ -402,7 +402,9 @@ def correct(model, x, y, batch_size: int = 512) -> torch.Tensor:
     """Per-image correctness (bool [n]) of the model's top-1 class."""
     device = next(model.parameters()).device
     model.eval()
-    return torch.cat([model(x[b : b + batch_size].to(device)).argmax(-1).cpu() == y[b : b + batch_size] for b in range(0, len(x), batch_size)])
+    return torch.cat(
+        [model(x[b : b + batch_size].to(device)).argmax(-1).cpu() == y[b : b + batch_size] for b in range(0, len(x), batch_size)]
+    )
 
 
 def accuracy(model, x, y, batch_size: int = 512) -> float:

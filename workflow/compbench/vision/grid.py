@@ -25,7 +25,9 @@ def records(config: dict) -> list[str]:
 
 
 def item_files(config: dict) -> list[str]:
-    return [f"{PASS_DIR}/s{s}/{r}-items.csv" if r == "dense" else f"{PASS_DIR}/s{s}/{r}/items.csv" for s in seeds(config) for r in runs(config)]
+    return [
+        f"{PASS_DIR}/s{s}/{r}-items.csv" if r == "dense" else f"{PASS_DIR}/s{s}/{r}/items.csv" for s in seeds(config) for r in runs(config)
+    ]
 
 
 def targets(config: dict) -> list[str]:
