@@ -18,7 +18,7 @@ PKG = ROOT / "workflow" / "compbench"
 CORE = {
     "__init__", "artifacts", "blocks", "calibration", "calibration_catalogue", "calibration_data", "config", "corpus",
     "deps", "device", "figures", "htmltable", "knowledge", "lines", "models", "ops", "perplexity", "pretrain", "provenance",
-    "registry", "runlog", "sources", "tasks", "tokenizer", "variants", "verdicts", "zeroshot",
+    "registry", "runlog", "sources", "stats", "tasks", "tokenizer", "variants", "verdicts", "zeroshot",
 }  # fmt: skip
 
 
