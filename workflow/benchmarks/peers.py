@@ -631,12 +631,12 @@ def main(argv=None) -> None:
         import compbench
 
         ours = {"compbench": compbench.__version__, "torch.matmul": torch.__version__}
-        load = load_average()
+        load_peak = load_average()
         peak = matmul_peak()
         eval_seconds = train_seconds = None
         if "esd" in args.tasks:
-            load = load_average()
-            add(task_esd(model, args.repeats), load, {**ours, "weightwatcher": version("weightwatcher")})
+            load_e = load_average()
+            add(task_esd(model, args.repeats), load_e, {**ours, "weightwatcher": version("weightwatcher")})
         if "perplexity" in args.tasks:
             load_p = load_average()
             new, eval_seconds = task_perplexity(model, tok, evals, args.batch_size, args.repeats)
@@ -647,7 +647,7 @@ def main(argv=None) -> None:
             limit_rows(
                 cfg, peak, eval_seconds, (args.windows, args.seq_len), train_seconds, (args.train_batch, args.seq_len), args.repeats
             ),
-            load,
+            load_peak,
             ours,
         )
         venv_tasks = [t for t in ("prune", "galore") if t in args.tasks]
@@ -657,7 +657,7 @@ def main(argv=None) -> None:
 
             save_tensors(tmp / "ids.safetensors", {"calib": calib, "eval": evals})
             job = dict(
-                model_dir=str(model_dir), ids=str(tmp / "ids.safetensors"), tasks=venv_tasks, threads=args.threads, repeats=args.repeats,
+                model_dir=str(model_dir), tokenizer_dir=str(args.tokenizer or model_dir), ids=str(tmp / "ids.safetensors"), tasks=venv_tasks, threads=args.threads, repeats=args.repeats,
                 prune_repeats=args.prune_repeats, batch_size=args.batch_size, sparsity=args.sparsity, rank=args.rank,
                 train_batch=args.train_batch, galore_steps=args.galore_steps, load_before=load_average(),
             )  # fmt: skip

@@ -52,7 +52,7 @@ def prune_ours(method: str, model, calib, sparsity: float, batch: int):
     return model
 
 
-def prune_llmcompressor(method: str, model, calib, sparsity: float, batch: int):
+def prune_llmcompressor(method: str, model, calib, sparsity: float, batch: int, tokenizer_dir: str):
     import torch
     from llmcompressor import oneshot
     from llmcompressor.modifiers.pruning import SparseGPTModifier, WandaPruningModifier
@@ -62,7 +62,14 @@ def prune_llmcompressor(method: str, model, calib, sparsity: float, batch: int):
     modifier = SparseGPTModifier(block_size=128, dampening_frac=0.01, **kw) if method == "sparsegpt" else WandaPruningModifier(**kw)
     ones = torch.ones(calib.shape[1], dtype=torch.long)
     data = DataLoader([{"input_ids": calib[i], "attention_mask": ones} for i in range(len(calib))], batch_size=batch, shuffle=False)
-    oneshot(model=model, dataset=data, recipe=modifier, num_calibration_samples=len(calib), max_seq_length=calib.shape[1])
+    oneshot(
+        model=model,
+        tokenizer=tokenizer_dir,
+        dataset=data,
+        recipe=modifier,
+        num_calibration_samples=len(calib),
+        max_seq_length=calib.shape[1],
+    )
     return model
 
 
@@ -72,14 +79,18 @@ def task_prune(method: str, job: dict, calib, evals, versions: dict) -> list[dic
     from compbench import models, perplexity
 
     batch, sparsity = job["batch_size"], job["sparsity"]
+    tok_dir = job.get("tokenizer_dir", job["model_dir"])
     load = lambda: models.load(job["model_dir"])
     warm = calib[: min(2, len(calib))]  # warm-up on two windows: imports, tracing, first kernels
-    for fn in (prune_ours, prune_llmcompressor):
-        fn(method, load(), warm, sparsity, batch)
+    prune_ours(method, load(), warm, sparsity, batch)
+    prune_llmcompressor(method, load(), warm, sparsity, batch, tok_dir)
     out = alternate(
         {
             "compbench": (load, lambda m: prune_ours(method, m, calib, sparsity, batch)),
-            "llmcompressor": (load, lambda m: prune_llmcompressor(method, m, calib, sparsity, batch)),
+            "llmcompressor": (
+                load,
+                lambda m: prune_llmcompressor(method, m, calib, sparsity, batch, tok_dir),
+            ),
         },
         job["prune_repeats"],
         warmup=0,
