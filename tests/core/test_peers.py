@@ -100,6 +100,19 @@ def test_finish_gives_the_speedup_and_the_goal_to_compbenchs_row(peers):
         peers.finish([{"task": "esd", "tool": "compbench", "seconds": 1.0}])
 
 
+def test_pair_rows_take_the_median_and_keep_the_order(peers):
+    times = {"compbench": [3.0, 1.0, 2.0], "lm-eval": [4.0, 4.0, 8.0]}
+    rows = peers.pair_rows(
+        "perplexity", "2 windows", times, 3, 100, "tokens/s", "perplexity", {"compbench": 9.5, "lm-eval": 9.6}, "yes", "c"
+    )
+    assert [(r["tool"], r["seconds"], r["throughput"], r["value"]) for r in rows] == [
+        ("compbench", 2.0, 50.0, 9.5),
+        ("lm-eval", 4.0, 25.0, 9.6),
+    ]
+    assert set(rows[0]) <= set(peers.COLUMNS) and "version" not in rows[0]
+    assert peers.pair_rows("esd", "", times, 3, 1, "", "", {"lm-eval": 0}, "", "", versions={"lm-eval": "0.4"})[0]["version"] == "0.4"
+
+
 def test_alternate_excludes_the_warmup_and_swaps_the_order(peers):
     calls = []
     tools = {"a": (None, lambda: calls.append("a") or "ra"), "b": (lambda: 7, lambda x: calls.append(f"b{x}") or "rb")}

@@ -137,6 +137,31 @@ def alternate(tools: dict[str, tuple[Callable | None, Callable]], repeats: int, 
     return {n: (times[n], last[n]) for n in names}
 
 
+def pair_rows(
+    task: str,
+    size: str,
+    times: dict,
+    repeats: int,
+    work: float,
+    unit: str,
+    quality: str,
+    values: dict,
+    agrees: str,
+    check: str,
+    versions=None,
+) -> list[dict]:
+    """One row per tool of a pair, in the order of ``values`` (tool -> the compared quantity):
+    median seconds, throughput = ``work`` / median seconds, and the comparison of the pair."""
+    rows = []
+    for tool, value in values.items():
+        sec = median(times[tool])
+        row = dict(
+            task=task, size=size, tool=tool, repeats=repeats, seconds=sec, throughput=work / sec, unit=unit, quality=quality, value=value
+        )
+        rows.append({**row, "agrees": agrees, "check": check, **({"version": versions[tool]} if versions else {})})
+    return rows
+
+
 def finish(rows: list[dict]) -> list[dict]:
     """Fill ``ratio``, ``goal`` and ``meets`` of the peer tasks: compbench's row gets the peer's
     median seconds / its own and the goal of :data:`GOALS`; the peer's row is the reference."""
@@ -388,20 +413,14 @@ def task_esd(model, repeats: int) -> list[dict]:
     n = len(mods)
     if len(theirs) != n:
         agrees, check = "no", f"weightwatcher analysed {len(theirs)} of the {n} matrices"
-        diff = np.array([np.inf])
     else:
         diff = np.abs(ours - theirs)
         bad = int((diff > 1e-3 * np.abs(theirs)).sum())
         agrees = "yes" if bad == 0 else "no"
         check = f"max |Δα| {np.nanmax(diff):.2g} over {n} matrices; {bad} beyond 1e-3 relative"
-    size = f"{n} matrices ({n // 7}×7)"
-    rows = []
-    for tool, alpha in (("compbench", ours), ("weightwatcher", theirs)):
-        sec = median(out[tool][0])
-        rows.append(
-            dict(task="esd", size=size, tool=tool, repeats=repeats, seconds=sec, throughput=n / sec, unit="matrices/s",
-                 quality="mean α", value=float(np.nanmean(alpha)), agrees=agrees, check=check)
-        )  # fmt: skip
+    times = {tool: t for tool, (t, _) in out.items()}
+    means = {"compbench": float(np.nanmean(ours)), "weightwatcher": float(np.nanmean(theirs))}
+    rows = pair_rows("esd", f"{n} matrices ({n // 7}×7)", times, repeats, n, "matrices/s", "mean α", means, agrees, check)
     rows[0]["note"] = "xmin rule full (WeightWatcher's): SVD in float32 (torch), fit in float64"
     rows[1]["note"] = "analyze() defaults on the same nn.Linear objects; its SVD in float64 (SciPy on a CPU)"
     return rows
@@ -458,13 +477,9 @@ def task_perplexity(model, tok, ids, batch_size: int, repeats: int) -> tuple[lis
     agrees = "yes" if rel <= 1e-3 else "no"
     check = f"perplexity relative difference {rel:.2g} (tolerance 1e-3)"
     size = f"{n} windows × {seq_len} tokens, batch {batch_size}"
-    rows = []
-    for tool, ppl in (("compbench", ppl_ours), ("lm-eval", ppl_theirs)):
-        sec = median(out[tool][0])
-        rows.append(
-            dict(task="perplexity", size=size, tool=tool, repeats=repeats, seconds=sec, throughput=tokens / sec, unit="tokens/s",
-                 quality="perplexity", value=ppl, agrees=agrees, check=check)
-        )  # fmt: skip
+    times = {tool: t for tool, (t, _) in out.items()}
+    values = {"compbench": ppl_ours, "lm-eval": ppl_theirs}
+    rows = pair_rows("perplexity", size, times, repeats, tokens, "tokens/s", "perplexity", values, agrees, check)
     rows[1]["note"] = "HFLM.loglikelihood_rolling, documents given as token ids (one per window)"
     return rows, median(out["compbench"][0])
 

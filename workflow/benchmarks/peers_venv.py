@@ -31,7 +31,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from peers import alternate, load_average, matmul_peak, median  # noqa: E402
+from peers import alternate, load_average, matmul_peak, median, pair_rows  # noqa: E402
 
 GALORE = dict(update_proj_gap=200, scale=0.25)
 ADAM = dict(lr=1e-3, eps=1e-8, weight_decay=0.0)
@@ -110,15 +110,10 @@ def task_prune(method: str, job: dict, calib, evals, versions: dict) -> list[dic
         f"pruned perplexity relative difference {rel:.2g} (tolerance 2 %)"
     )
     size = f"{len(calib)}×{calib.shape[1]} calibration tokens, {sparsity:g} uniform, batch {batch}"
-    tokens = calib.numel()
-    rows = []
-    for tool in ("compbench", "llmcompressor"):
-        sec = median(out[tool][0])
-        rows.append(
-            dict(task=method, size=size, tool=tool, version=versions[tool], repeats=job["prune_repeats"], seconds=sec,
-                 throughput=tokens / sec, unit="calibration tokens/s", quality="pruned perplexity", value=ppl[tool],
-                 agrees=agrees, check=check)
-        )  # fmt: skip
+    times = {tool: t for tool, (t, _) in out.items()}
+    rows = pair_rows(
+        method, size, times, job["prune_repeats"], calib.numel(), "calibration tokens/s", "pruned perplexity", ppl, agrees, check, versions
+    )
     rows[0]["note"] = "prune_model (sequential calibration through the pruned blocks)"
     rows[1]["note"] = "oneshot, default pipeline; the timed call includes its set-up (processor, tracing)"
     return rows
@@ -193,12 +188,7 @@ def task_galore(job: dict, calib, versions: dict) -> list[dict]:
     size = f"rank {rank}, {len(projected)} projected matrices, gradients of {x.shape[0]}×{x.shape[1]} tokens"
     rows = []
     for task, times in (("galore_step", later), ("galore_refresh", first)):
-        for tool in names:
-            sec = median(times[tool])
-            rows.append(
-                dict(task=task, size=size, tool=tool, version=versions[tool], repeats=job["repeats"], seconds=sec, throughput=1 / sec,
-                     unit="steps/s", quality="optimizer state bytes", value=sb[tool], agrees=agrees, check=check)
-            )  # fmt: skip
+        rows += pair_rows(task, size, times, job["repeats"], 1, "steps/s", "optimizer state bytes", sb, agrees, check, versions)
     rows[-2]["note"] = rows[-1]["note"] = "the first step: an SVD of every projected gradient"
     return rows
 
