@@ -34,7 +34,6 @@ import os
 import pstats
 import re
 import resource
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -45,7 +44,7 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "workflow"))
-from compbench import deps  # noqa: E402
+from compbench import deps, ops  # noqa: E402
 
 OUT = ROOT / "workflow" / "benchmarks"
 SCRIPTS = ROOT / "workflow" / "scripts"
@@ -286,16 +285,6 @@ def profile_rows(stats: pstats.Stats, top: int) -> list[dict]:
     return rows
 
 
-def fresh_copy(dest: Path) -> Path:
-    for item in ("Snakefile", "rules", "workflow", "config", "profiles"):
-        src = ROOT / item
-        if src.is_dir():
-            shutil.copytree(src, dest / item, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(src, dest / item)
-    return dest
-
-
 def snakemake_argv(workdir: Path, extra: list[str]) -> list[str]:
     return ["snakemake", "--snakefile", str(workdir / "Snakefile"), "-d", str(workdir), "--cores", "2", *extra]
 
@@ -303,7 +292,7 @@ def snakemake_argv(workdir: Path, extra: list[str]) -> list[str]:
 def cmd_dag(args) -> None:
     snake = str(Path(sys.executable).with_name("snakemake"))
     with tempfile.TemporaryDirectory(prefix="compbench-dag-") as tmp:
-        wd = Path(args.workdir).resolve() if args.workdir else fresh_copy(Path(tmp))
+        wd = Path(args.workdir).resolve() if args.workdir else ops.copy_sources(ROOT, Path(tmp))
         extra = ["-n", *args.snakemake_args]
         m = machine()
         wall, cpu, proc = timed([snake, *snakemake_argv(wd, extra)[1:]], cwd=wd, env=job_env())
