@@ -8,7 +8,6 @@ default ("prepend") import mode works and a test imports these helpers with
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -78,13 +77,9 @@ def save_tiny_llama(path: Path, **kw) -> Path:
 
 def copy_repo(dest: Path) -> Path:
     """A copy of the workflow's sources (no results, no venv) to run Snakemake in."""
-    for item in ("Snakefile", "rules", "workflow", "config", "profiles"):
-        src = ROOT / item
-        if src.is_dir():
-            shutil.copytree(src, dest / item, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(src, dest / item)
-    return dest
+    from compbench.ops import copy_sources
+
+    return copy_sources(ROOT, dest)
 
 
 def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:

@@ -7,9 +7,9 @@ of one invocation, not across days) and the commit.
     bash workflow/run.sh python workflow/benchmarks/profile_jobs.py startup [SCRIPT ...]
         per rule script of workflow/scripts/: a fresh interpreter runs the imports the
         script runs when it starts (compbench.deps.startup_imports); wall and CPU
-        seconds, whether torch / transformers got imported, and with -X importtime the
-        import time split by top-level package: torch, transformers, compbench, other
-        (self times, so the parts add up).                          -> startup.csv
+        seconds, whether torch / transformers got imported, and the CPU seconds of the
+        modules' execution split by top-level package: torch, transformers, compbench,
+        other (self times, so the parts add up).                    -> startup.csv
     ... profile_jobs.py jobs RUN_DIR [--label L]
         a finished run's jobs per rule: jobs, wall seconds (the `benchmark:` file, or
         start -> finish in Snakemake's log for rules without one), CPU seconds and peak
@@ -30,11 +30,11 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import os
 import pstats
 import re
 import resource
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -45,7 +45,7 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "workflow"))
-from compbench import deps  # noqa: E402
+from compbench import deps, ops  # noqa: E402
 
 OUT = ROOT / "workflow" / "benchmarks"
 SCRIPTS = ROOT / "workflow" / "scripts"
@@ -107,16 +107,52 @@ PROBE = """import sys
 print("COMPBENCH-PROBE " + " ".join(m for m in {groups!r} if m in sys.modules))
 """
 
+# The same imports with every module's execution timed in CPU seconds (self time: what a
+# module's own code costs, its imports excluded), so the split by package holds on a
+# loaded machine, where -X importtime's wall clock would charge other processes' work.
+SPLIT = """import importlib.abc, json, sys, time
+self_cpu, stack = {{}}, []
 
-def importtime_split(stderr: str) -> dict[str, float]:
-    """Seconds of import self time per group (``python -X importtime`` output)."""
+class Timed(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(name, path, target)
+            if spec is not None:
+                break
+        else:
+            return None
+        loader = spec.loader
+        if loader is None or not hasattr(loader, "exec_module"):
+            return spec
+        run = loader.exec_module
+
+        def exec_module(module, run=run, name=name):
+            t0 = time.process_time()
+            stack.append(0.0)
+            try:
+                run(module)
+            finally:
+                dt, inner = time.process_time() - t0, stack.pop()
+                self_cpu[name] = self_cpu.get(name, 0.0) + dt - inner
+                if stack:
+                    stack[-1] += dt
+        loader.exec_module = exec_module
+        return spec
+
+sys.meta_path.insert(0, Timed())
+{imports}
+print("COMPBENCH-SPLIT " + json.dumps(self_cpu))
+"""
+
+
+def cpu_split(stdout: str) -> dict[str, float]:
+    """CPU seconds of module execution per group (torch, transformers, compbench, other)."""
     out = {g: 0.0 for g in (*GROUPS, "other")}
-    for line in stderr.splitlines():
-        m = re.match(r"import time:\s+(\d+) \|\s+(\d+) \|\s*(\S+)", line)
-        if not m:
-            continue
-        top = m.group(3).split(".")[0]
-        out[top if top in GROUPS else "other"] += int(m.group(1)) / 1e6
+    for name, t in json.loads(stdout.split("COMPBENCH-SPLIT", 1)[1]).items():
+        top = name.split(".")[0]
+        out[top if top in GROUPS else "other"] += t
     return out
 
 
@@ -127,15 +163,15 @@ def probe(imports: list[str], label: str) -> dict:
     if proc.returncode != 0:
         return {"script": label, "error": proc.stderr.strip().splitlines()[-1][:200]}
     loaded = proc.stdout.split("COMPBENCH-PROBE", 1)[1].split()
-    _, _, timed_proc = timed([sys.executable, "-X", "importtime", "-c", code], cwd=ROOT, env=env)
-    split = importtime_split(timed_proc.stderr)
+    _, _, split_proc = timed([sys.executable, "-c", SPLIT.format(imports="\n".join(imports))], cwd=ROOT, env=env)
+    split = cpu_split(split_proc.stdout)
     return {
         "script": label,
         "wall_s": round(wall, 3),
         "cpu_s": round(cpu, 3),
         "imports_torch": "torch" in loaded,
         "imports_transformers": "transformers" in loaded,
-        **{f"import_{g}_s": round(v, 3) for g, v in split.items()},
+        **{f"import_{g}_cpu_s": round(v, 3) for g, v in split.items()},
     }
 
 
@@ -286,16 +322,6 @@ def profile_rows(stats: pstats.Stats, top: int) -> list[dict]:
     return rows
 
 
-def fresh_copy(dest: Path) -> Path:
-    for item in ("Snakefile", "rules", "workflow", "config", "profiles"):
-        src = ROOT / item
-        if src.is_dir():
-            shutil.copytree(src, dest / item, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(src, dest / item)
-    return dest
-
-
 def snakemake_argv(workdir: Path, extra: list[str]) -> list[str]:
     return ["snakemake", "--snakefile", str(workdir / "Snakefile"), "-d", str(workdir), "--cores", "2", *extra]
 
@@ -303,7 +329,7 @@ def snakemake_argv(workdir: Path, extra: list[str]) -> list[str]:
 def cmd_dag(args) -> None:
     snake = str(Path(sys.executable).with_name("snakemake"))
     with tempfile.TemporaryDirectory(prefix="compbench-dag-") as tmp:
-        wd = Path(args.workdir).resolve() if args.workdir else fresh_copy(Path(tmp))
+        wd = Path(args.workdir).resolve() if args.workdir else ops.copy_sources(ROOT, Path(tmp))
         extra = ["-n", *args.snakemake_args]
         m = machine()
         wall, cpu, proc = timed([snake, *snakemake_argv(wd, extra)[1:]], cwd=wd, env=job_env())

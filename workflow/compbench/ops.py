@@ -89,6 +89,24 @@ def verify(results: str | os.PathLike, snakemake_args: list[str]) -> int:
     return 1
 
 
+SOURCES = ("Snakefile", "rules", "workflow", "config", "profiles")  # a checkout's workflow, without results or venv
+
+
+def copy_sources(root: str | os.PathLike, dest: str | os.PathLike) -> Path:
+    """A copy of the workflow's sources (no results, no venv, no caches) in ``dest`` to run
+    Snakemake in (the tests' smoke runs, ``workflow/benchmarks/profile_jobs.py dag``)."""
+    import shutil
+
+    root, dest = Path(root), Path(dest)
+    for item in SOURCES:
+        src = root / item
+        if src.is_dir():
+            shutil.copytree(src, dest / item, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(src, dest / item)
+    return dest
+
+
 # What the report is made from, besides results/: its captions and front-page templates,
 # the rules that flag report items, the Snakefile, the configs.
 REPORT_SOURCES = ("Snakefile", "rules", "workflow/report", "config")
