@@ -233,7 +233,7 @@ def test_speech_claims_three_seeds_t_interval_and_svd_vs_random():
 
 
 def _bits(n_ok: int, n: int) -> str:
-    return "1" * n_ok + "0" * (n - n_ok)
+    return "b" + "1" * n_ok + "0" * (n - n_ok)
 
 
 def test_vision_claim_paired_bootstrap_over_images():
