@@ -110,8 +110,13 @@ def test_summarise_picks_t_over_seeds_bootstrap_over_items_or_nothing():
     assert stats.summarise([0.5, float("nan"), 0.1]).interval is None
 
 
-def test_bits_round_trip_and_refuse_other_characters():
-    c = np.array([True, False, False, True, True])
-    assert stats.bits(c) == "10011" and (stats.unbits("10011") == c).all()
-    with pytest.raises(ValueError, match="0 and 1"):
-        stats.unbits("10a1")
+def test_bits_round_trip_through_a_csv_and_refuse_other_characters(tmp_path):
+    import pandas as pd
+
+    c = np.array([False, False, True, True, False])
+    assert stats.bits(c) == "b00110" and (stats.unbits("b00110") == c).all()
+    pd.DataFrame({"correct": [stats.bits(c)]}).to_csv(tmp_path / "t.csv", index=False)
+    assert (stats.unbits(pd.read_csv(tmp_path / "t.csv").correct.iloc[0]) == c).all()  # leading zeros kept
+    for bad in ("b10a1", "0110", 110):
+        with pytest.raises(ValueError, match="0 and 1"):
+            stats.unbits(bad)

@@ -54,6 +54,10 @@ def test_within_noise_only_with_an_interval():
 def test_outcome_noise_text():
     assert verdicts.Outcome("x", 0.3).noise == "one run, no interval"
     assert verdicts.Outcome("x", 0.3, (0.1, 0.5)).noise == "interval [0.1, 0.5]"
+    o = verdicts.Outcome("x", -0.02, (-0.05, 0.01), how="t over 3 seeds")
+    assert o.noise == "interval [-0.05, 0.01], t over 3 seeds" and o.verdict == NOISE
+    row = verdicts.evaluate([verdicts.Claim("a/b", "speech", "p", "s", "a", "src", "l", (), lambda read: o)], None)[0]
+    assert (row["interval_lo"], row["interval_hi"], row["interval_method"], row["verdict"]) == (-0.05, 0.01, "t over 3 seeds", NOISE)
     assert verdicts.untestable("why").verdict == UNTESTABLE
 
 
@@ -233,7 +237,7 @@ def test_speech_claims_three_seeds_t_interval_and_svd_vs_random():
 
 
 def _bits(n_ok: int, n: int) -> str:
-    return "1" * n_ok + "0" * (n - n_ok)
+    return "b" + "1" * n_ok + "0" * (n - n_ok)
 
 
 def test_vision_claim_paired_bootstrap_over_images():

@@ -116,6 +116,27 @@ def test_module_change_reruns_only_its_users(done):
     assert not {"corpus", "tokenizer", "pretrain_tiny"} & set(jobs)
 
 
+def test_adding_a_seed_runs_only_that_seeds_jobs(done, tmp_path):
+    """A second seed for speech, PASS and fusion plans exactly one more training job per run of
+    those lines (and their tables, figures and verdicts): no corpus, features, images, tasks or
+    model is made again, and no job of seed 0 reruns (issue 22)."""
+    from compbench.config import validate
+    from compbench.speech import grid as speech_grid
+
+    wd, _ = done
+    cfg = yaml.safe_load((wd / "config/smoke.yaml").read_text())
+    cfg["speech"]["seeds"] = cfg["vision"]["pass"]["seeds"] = cfg["vision"]["fusion"]["seeds"] = [0, 1]
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    jobs = planned_jobs(wd, "--configfile", str(tmp_path / "c.yaml"))
+    validate(cfg, ROOT / "config" / "schema.yaml")
+    p = cfg["vision"]["pass"]
+    assert jobs["speech_train"] == len(speech_grid.runs(cfg["speech"]))
+    assert (jobs["pass_dense"], jobs["pass_prune"]) == (1, len(p["methods"]) * len(p["flops_targets"]))
+    assert (jobs["fusion_finetune"], jobs["fusion_router"], jobs["fusion_evaluate"]) == (len(cfg["vision"]["fusion"]["tasks"]), 1, 1)
+    summaries = {"speech_table", "figure_speech", "pass_table", "figure_pass", "fusion_summary", "verdicts", "table_html", "all"}
+    assert set(jobs) - summaries == {"speech_train", "pass_dense", "pass_prune", "fusion_finetune", "fusion_router", "fusion_evaluate"}
+
+
 def test_report_contains_curve_and_table(done):
     wd, _ = done
     snakemake(wd, "--configfile", "config/smoke.yaml", "--report", "report.html")

@@ -122,15 +122,16 @@ def seed_mean_ratio(num, den=None) -> Callable:
 
 # ---------------------------------------------------------------- bits (per-item correctness)
 def bits(correct) -> str:
-    """Per-item correctness as a string of 0/1, e.g. '0110' (one CSV cell per run)."""
-    return "".join("1" if c else "0" for c in np.asarray(correct, dtype=bool).reshape(-1))
+    """Per-item correctness as one CSV cell: 'b' and a 0/1 per item, e.g. 'b0110' (the 'b' keeps a
+    CSV reader from taking the digits for a number and dropping the leading zeros)."""
+    return "b" + "".join("1" if c else "0" for c in np.asarray(correct, dtype=bool).reshape(-1))
 
 
 def unbits(text: str) -> np.ndarray:
     s = str(text)
-    if set(s) - {"0", "1"}:
-        raise ValueError(f"per-item correctness {s[:40]!r}: allowed: a string of 0 and 1")
-    return np.frombuffer(s.encode(), dtype=np.uint8) == ord("1")
+    if not s.startswith("b") or set(s[1:]) - {"0", "1"}:
+        raise ValueError(f"per-item correctness {s[:40]!r}: allowed: 'b' and a string of 0 and 1")
+    return np.frombuffer(s[1:].encode(), dtype=np.uint8) == ord("1")
 
 
 # ---------------------------------------------------------------- summary of one quantity

@@ -290,7 +290,7 @@ def sweep(model, taus: list[dict], router: Router, tasks: list[TaskData], cfg: d
     """Evaluate every method's models on every task: MoE fusion at each preference of the sweep
     (merged to plain weights), task arithmetic on the λ grid, linear interpolation, single-task models.
     Rows: method, setting, coef (JSON), task, metric, value; accuracy rows also ``correct``, every
-    test item's correctness as a 0/1 string (compbench.stats.bits)."""
+    test item's correctness ('b' and one 0/1 per item, compbench.stats.bits)."""
     import itertools
     import json
 

@@ -97,7 +97,7 @@ def _sinc_kernel(orig: int, new: int, zeros: int = 6, rolloff: float = 0.99) -> 
 
 def resample(x: np.ndarray, orig: int, new: int) -> np.ndarray:
     """Band-limited resampling from ``orig`` to ``new`` Hz: torchaudio.functional.resample's algorithm
-    (windowed sinc, 6 zero crossings, roll-off 0.99; equal to it within 1e-5), computed in float64 with
+    (windowed sinc, 6 zero crossings, roll-off 0.99; equal to it within 5e-5), computed in float64 with
     numpy's own loops (``einsum``, no BLAS): the same samples on every CPU and thread count, where
     torch's convolution kernels depend on the CPU (docs/speech.md, "Reproducibility")."""
     if orig == new:
