@@ -604,6 +604,8 @@ def parse(argv=None):
 def main(argv=None) -> None:
     args = parse(argv)
     if args.figure_only:
+        if not args.csv.exists():
+            sys.exit(f"--figure-only: no table at {args.csv}; run the benchmark first (without --figure-only)")
         rows = read_csv(args.csv)
         figure(rows, args.figure)
         print(markdown_table(latest_runs(rows)))
