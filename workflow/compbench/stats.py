@@ -21,8 +21,8 @@ Which interval (one rule for every line, :func:`summarise`):
 A statistic for the bootstrap is a function of an index array ``idx`` of shape
 ``[n_boot, n_items]`` (or a tuple of such arrays, one per group of items, e.g. per
 task) that returns the ``n_boot`` resampled values (already averaged over seeds);
-:func:`seed_mean_ratio` builds the common one. Everything is deterministic: the same
-inputs give the same interval on every machine (integer draws, then sums).
+:func:`seed_mean_ratio` builds the common one. Everything is seeded: the same inputs give the
+same interval (the bootstrap's draws are the same integers on every machine).
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def _t_cdf_upper_half(x: float, df: int) -> float:
     f = np.exp(logc - (df + 1) / 2 * np.log1p(t * t / df))
     w = np.ones(n + 1)
     w[1:-1:2], w[2:-1:2] = 4.0, 2.0
-    return float((x / n) / 3 * np.dot(w, f)) if x > 0 else 0.0
+    return float((x / n) / 3 * (w * f).sum()) if x > 0 else 0.0
 
 
 def t_quantile(p: float, df: int) -> float:
