@@ -110,10 +110,11 @@ class SmokeRun:
         return self.workdir.joinpath("results", *parts)
 
 
-def planned_jobs(workdir: Path, *args: str) -> dict:
+def planned_jobs(workdir: Path, *args: str, targets=()) -> dict:
     """Rule -> job count that `snakemake -n` on the smoke config would run (a later
-    `--configfile` in ``args`` replaces the smoke config)."""
-    out = snakemake(workdir, "-n", "--configfile", "config/smoke.yaml", *args).stdout
+    `--configfile` in ``args`` replaces the smoke config; ``targets`` go before the
+    config files, which --configfile would otherwise take for config files too)."""
+    out = snakemake(workdir, "-n", *targets, "--configfile", "config/smoke.yaml", *args).stdout
     if "Nothing to be done" in out:
         return {}
     table = out.split("Job stats:", 1)[1].split("total", 1)[0]
