@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-from compbench import perplexity
+from compbench import perplexity, perplexity_batch
 from conftest import make_tiny_llama
 
 
@@ -102,7 +102,7 @@ def world(tmp_path):
 def batch(world, cache=None, code=(), members=None, **kw):
     root, variants, s = world
     args = {**s, **kw}
-    return perplexity.evaluate_batch(
+    return perplexity_batch.evaluate_batch(
         "m", members or variants, args["dataset"], args["spec"], args["evaluation"], args["sources"], root / "corpus", "cpu",
         cache=cache, text_files=[root / "corpus" / "lee" / "test.txt"], code_files=code,
     )  # fmt: skip
@@ -118,7 +118,7 @@ def test_a_batch_gives_each_variant_the_numbers_of_its_own_evaluation(world):
     root, variants, s = world
     together = values(batch(world))
     for name, path in variants.items():
-        alone = perplexity.variant_rows(path, "tiny", s["spec"], s["evaluation"], s["sources"], root / "corpus", "cpu")
+        alone = perplexity_batch.variant_rows(path, "tiny", s["spec"], s["evaluation"], s["sources"], root / "corpus", "cpu")
         for r in alone:
             assert together[(name, r["metric"])] == (r["value"], r["windows"], r["tokens"])
     assert together[("m-a", "perplexity")][0] != together[("dense", "perplexity")][0]  # the masks matter
@@ -132,8 +132,8 @@ def test_the_cache_recomputes_exactly_the_changed_variants(world, monkeypatch):
 
     root, variants, s = world
     evaluated = []
-    real = perplexity.variant_rows
-    monkeypatch.setattr(perplexity, "variant_rows", lambda path, *a, **k: evaluated.append(Path(path).name) or real(path, *a, **k))
+    real = perplexity_batch.variant_rows
+    monkeypatch.setattr(perplexity_batch, "variant_rows", lambda path, *a, **k: evaluated.append(Path(path).name) or real(path, *a, **k))
     cache = ResultCache(root / "cache")
     code = root / "code.py"
     code.write_text("x = 1\n")

@@ -148,7 +148,7 @@ def test_batched_perplexity_equals_one_variant_at_a_time(done, monkeypatch):
     evaluated alone, fresh, the way the per-variant job computed them."""
     import torch
 
-    from compbench import lines, perplexity
+    from compbench import lines, perplexity_batch
 
     wd, _ = done
     cfg = smoke_config(wd)
@@ -158,7 +158,7 @@ def test_batched_perplexity_equals_one_variant_at_a_time(done, monkeypatch):
     torch.set_num_threads(cfg["resources"]["tiny"]["threads"])  # as the job ran
     try:
         for name, path in lines.variants(cfg, "tiny").items():
-            rows = perplexity.variant_rows(
+            rows = perplexity_batch.variant_rows(
                 path,
                 "tiny",
                 cfg["models"]["tiny"],
