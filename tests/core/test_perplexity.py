@@ -4,10 +4,11 @@ import json
 import math
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 
-from compbench import perplexity
+from compbench import perplexity, perplexity_batch
 from conftest import make_tiny_llama
 
 
@@ -117,7 +118,7 @@ def world(tmp_path):
 def batch(world, cache=None, code=(), members=None, **kw):
     root, variants, s = world
     args = {**s, **kw}
-    return perplexity.evaluate_batch(
+    return perplexity_batch.evaluate_batch(
         "m", members or variants, args["dataset"], args["spec"], args["evaluation"], args["sources"], root / "corpus", "cpu",
         cache=cache, text_files=[root / "corpus" / "lee" / "test.txt"], code_files=code,
     )  # fmt: skip
@@ -133,7 +134,7 @@ def test_a_batch_gives_each_variant_the_numbers_of_its_own_evaluation(world):
     root, variants, s = world
     together = values(batch(world))
     for name, path in variants.items():
-        alone = perplexity.variant_rows(path, "tiny", s["spec"], s["evaluation"], s["sources"], root / "corpus", "cpu")
+        alone = perplexity_batch.variant_rows(path, "tiny", s["spec"], s["evaluation"], s["sources"], root / "corpus", "cpu")
         for r in alone:
             assert together[(name, r["metric"])] == (r["value"], r["windows"], r["tokens"])
     assert together[("m-a", "perplexity")][0] != together[("dense", "perplexity")][0]  # the masks matter
@@ -147,8 +148,8 @@ def test_the_cache_recomputes_exactly_the_changed_variants(world, monkeypatch):
 
     root, variants, s = world
     evaluated = []
-    real = perplexity.variant_rows
-    monkeypatch.setattr(perplexity, "variant_rows", lambda path, *a, **k: evaluated.append(Path(path).name) or real(path, *a, **k))
+    real = perplexity_batch.variant_rows
+    monkeypatch.setattr(perplexity_batch, "variant_rows", lambda path, *a, **k: evaluated.append(Path(path).name) or real(path, *a, **k))
     cache = ResultCache(root / "cache")
     code = root / "code.py"
     code.write_text("x = 1\n")
@@ -157,6 +158,8 @@ def test_the_cache_recomputes_exactly_the_changed_variants(world, monkeypatch):
     evaluated.clear()
     again = batch(world, cache, [code])
     assert evaluated == [] and again == first  # every number read back exactly, timings included
+    assert [list(r) for r in again] == [list(r) for r in first]  # and the columns in their order: the same table bytes
+    assert pd.DataFrame(again).to_csv(index=False) == pd.DataFrame(first).to_csv(index=False)
     # m-b re-made with other masks (its content changes): only m-b is evaluated again
     model = make_tiny_llama(vocab=len(tokenizer.load(variants["dense"])), positions=16)
     masks = {

@@ -205,17 +205,17 @@ def test_batched_perplexity_equals_one_variant_at_a_time(done, monkeypatch):
     evaluated alone, fresh, the way the per-variant job computed them."""
     import torch
 
-    from compbench import lines, perplexity
+    from compbench import lines, perplexity_batch
 
     wd, _ = done
     cfg = smoke_config(wd)
-    table = pd.read_csv(wd / "results/tables/perplexity.csv", float_precision="round_trip")
+    table = pd.read_csv(wd / "results/tables/perplexity.csv")
     monkeypatch.chdir(wd)  # a variant names its base model relative to the run directory
     threads = torch.get_num_threads()
     torch.set_num_threads(cfg["resources"]["tiny"]["threads"])  # as the job ran
     try:
         for name, path in lines.variants(cfg, "tiny").items():
-            rows = perplexity.variant_rows(
+            rows = perplexity_batch.variant_rows(
                 path,
                 "tiny",
                 cfg["models"]["tiny"],
@@ -245,14 +245,15 @@ def test_a_changed_variant_is_recomputed_an_unchanged_one_is_not(done, tmp_path)
     cfg = yaml.safe_load((wd / "config/smoke.yaml").read_text())
     cfg["memtrain"]["hyper"]["lora"]["rank"] = 8
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
-    jobs = planned_jobs(wd, "--configfile", str(tmp_path / "c.yaml"), targets=(str(table.relative_to(wd)),))
+    target = str(table.relative_to(wd))
+    jobs = planned_jobs(wd, "--configfile", str(tmp_path / "c.yaml"), targets=[target])
     assert jobs == {"memtrain_finetune": 1, "perplexity": 1}, jobs
     try:
-        snakemake(wd, str(table.relative_to(wd)), "--configfile", str(tmp_path / "c.yaml"))
+        snakemake(wd, target, "--configfile", str(tmp_path / "c.yaml"))
         text = log.read_text()
         assert "tiny/train-lora on tiny: evaluated" in text and "tiny/train-qgalore on tiny: from cache" in text, text
-        old = pd.read_csv(io.BytesIO(first), float_precision="round_trip").set_index(["variant", "metric"])
-        new = pd.read_csv(table, float_precision="round_trip").set_index(["variant", "metric"])
+        old = pd.read_csv(io.BytesIO(first)).set_index(["variant", "metric"])
+        new = pd.read_csv(table).set_index(["variant", "metric"])
         assert new.loc[("train-qgalore", "perplexity")].equals(old.loc[("train-qgalore", "perplexity")])  # timings too
         assert new.loc[("train-lora", "perplexity"), "value"] != old.loc[("train-lora", "perplexity"), "value"]
     finally:

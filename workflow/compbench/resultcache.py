@@ -77,8 +77,8 @@ class ResultCache:
         self.root.mkdir(parents=True, exist_ok=True)
         entry = {"key": key, "parts": parts, "rows": rows, "rows_sha256": _digest(rows)}
         fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".tmp", dir=self.root)
-        with os.fdopen(fd, "w") as f:
-            json.dump(entry, f, indent=1, sort_keys=True, default=str)
+        with os.fdopen(fd, "w") as f:  # keys in their order: rows read back make the same table, column for column
+            json.dump(entry, f, indent=1, default=str)
             f.write("\n")
         set_umask_mode(Path(tmp))
         os.replace(tmp, self.path(key))

@@ -1,17 +1,17 @@
 """Rule perplexity: the variants of one batch on one data set, one tidy row per (variant, metric)
-(compbench.perplexity.evaluate_batch; unchanged variants come from the result cache)."""
+(compbench.perplexity_batch.evaluate_batch; unchanged variants come from the result cache)."""
 
 import pandas as pd
 
 from compbench import device as dev
-from compbench import perplexity, runlog
+from compbench import perplexity_batch, runlog
 from compbench.artifacts import write_table
 from compbench.resultcache import ResultCache
 
 with runlog.to_file(snakemake.log[0]) as log:
     dev.set_threads(snakemake.threads)
     p, w = snakemake.params, snakemake.wildcards
-    rows = perplexity.evaluate_batch(
+    rows = perplexity_batch.evaluate_batch(
         w.model,
         p.variants,
         w.dataset,
