@@ -7,7 +7,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-import yaml
 
 from compbench import lines, variants
 from compbench.lowrank import compress as lowrank
@@ -182,11 +181,10 @@ def test_the_figure_draws_both_planes(stored, tmp_path):
 
 # ---------------------------------------------------------------- the grid
 def _smoke():
-    from snakemake.utils import validate
+    from compbench.config import prepare, read_file
 
-    cfg = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
-    validate(cfg, str(ROOT / "config" / "schema.yaml"), set_default=True)
-    return cfg
+    path = ROOT / "config" / "smoke.yaml"
+    return prepare(read_file(path), str(ROOT / "config" / "schema.yaml"), [path])  # as the Snakefile: schema defaults, checks
 
 
 def test_the_plane_holds_every_compressed_variant_and_no_trained_one():
