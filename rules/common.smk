@@ -100,6 +100,17 @@ def variant_code(script):
     return get
 
 
+def batch_code(script):
+    """Code of a job that evaluates a perplexity batch: its script's, plus the modules of
+    the variant kinds of the batch's line (compbench.lines.perplexity_batches)."""
+
+    def get(wildcards):
+        line = lines.perplexity_batch_line(wildcards.batch)
+        return code(script, extra=sorted(set(line.variant_kinds.values())) if line else ())
+
+    return get
+
+
 # --- SLURM placement (profiles/slurm, README "Running on a SLURM cluster") ---
 # sbatch's partition (-p), account (-A) and GPU model (--gpus=<model>:<n>) of a
 # job come from config, never from the rules: for a job on a model (a {model}

@@ -16,16 +16,18 @@ rule compose_data:
     output:
         f"{RESULTS}/compose/{{model}}/data.json",
     input:
-        corpus=lambda wc: corpus_files("train") if config["compose"]["data"]["source"] == "world" else [],
+        corpus=lambda wc: corpus_files("train") if config["compose"]["data"]["source"] in ("world", "facts") else [],
+        model=lambda wc: model_dir(wc.model) if compose_grid.data_needs_model(config) else [],
         code=code("compose_data"),
     params:
         data=cfg("compose", "data"),
+        device=config["device"],
         knowledge=cfg("corpus", "knowledge", default={}),
         sources=cfg("corpus", "sources", default=[]),
         corpus_dir=f"{RESULTS}/corpus",
     log:
         f"{RESULTS}/logs/compose/{{model}}/data.log",
-    threads: 1
+    threads: model_threads
     resources:
         mem_mb=2000,
         runtime=30,
@@ -64,14 +66,14 @@ rule compose_run:
         data=f"{RESULTS}/compose/{{model}}/data.json",
         calibration=lambda wc: f"{RESULTS}/calibration/{wc.model}/{compose_grid.calib_name(config)}.safetensors",
         memit_stats=lambda wc: f"{RESULTS}/compose/{wc.model}/memit-stats" if compose_grid.uses_memit(config, wc.run) else [],
-        corpus=lambda wc: corpus_files("test") if config["compose"]["eval"]["perplexity"] == "tiny" else [],
+        corpus=lambda wc: corpus_files("test") if config["compose"]["eval"]["perplexity"] in lines.CORPUS_DATASETS else [],
         code=lambda wc: code("compose_run", skip=INTERVENTION_LIST, extra=INTERVENTION_REGISTRY + compose_grid.run_modules(config, wc.run)),
     wildcard_constraints:
         run=compose_grid.RUN_WILDCARD,
     params:
         interventions=lambda wc: canon(compose_grid.run_interventions(config, wc.run)),
         eval=cfg("compose", "eval"),
-        sources=lambda wc: cfg("corpus", "sources", default=[]) if config["compose"]["eval"]["perplexity"] == "tiny" else [],
+        sources=lambda wc: lines.corpus_sources(config, config["compose"]["eval"]["perplexity"]),
         corpus_dir=f"{RESULTS}/corpus",
         spec=model_spec,
         seed=lambda wc: config["compose"]["seed"],

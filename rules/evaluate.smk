@@ -2,22 +2,30 @@
 
 
 rule perplexity:
+    # One job per batch of variants (compbench.lines.perplexity_batches: the dense model,
+    # and each line's variants); a variant whose inputs, settings and code did not change
+    # is read from the result cache (results/cache/perplexity) instead of recomputed.
     output:
-        f"{RESULTS}/eval/{{model}}/{{variant}}/perplexity-{{dataset}}.csv",
+        f"{RESULTS}/eval/{{model}}/perplexity-{{batch}}-{{dataset}}.csv",
     input:
-        variant=variant_input,
-        corpus=lambda wc: corpus_files("test") if wc.dataset in ("tiny", "natural") else [],
-        code=variant_code("perplexity"),
+        variants=lambda wc: list(lines.perplexity_batch(config, wc.model, wc.batch).values()),
+        corpus=lambda wc: corpus_files("test") if wc.dataset in lines.CORPUS_DATASETS else [],
+        code=batch_code("perplexity"),
     params:
+        variants=lambda wc: lines.perplexity_batch(config, wc.model, wc.batch),
         spec=model_spec,
         evaluation=lambda wc: canon(lines.evaluation_settings(config, wc.dataset)),
-        sources=lambda wc: cfg("corpus", "sources") if wc.dataset == "tiny" else [],
+        sources=lambda wc: lines.corpus_sources(config, wc.dataset),
         corpus_dir=f"{RESULTS}/corpus",
+        cache=f"{RESULTS}/cache/perplexity",
         device=config["device"],
+    wildcard_constraints:
+        batch=r"[A-Za-z0-9_]+(-\d+)?",
+        dataset=alternation(config["evaluation"]["perplexity"]["datasets"]),
     log:
-        f"{RESULTS}/logs/perplexity/{{model}}/{{variant}}-{{dataset}}.log",
+        f"{RESULTS}/logs/perplexity/{{model}}/{{batch}}-{{dataset}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/perplexity/{{model}}/{{variant}}-{{dataset}}.tsv"
+        f"{RESULTS}/benchmarks/perplexity/{{model}}/{{batch}}-{{dataset}}.tsv"
     threads: model_threads
     resources:
         mem_mb=res("mem_mb"),

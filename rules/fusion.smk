@@ -17,7 +17,7 @@ rule fusion_tasks:
         spec=lambda wc: canon(fusion_grid.task_spec(config, wc.task)),
         n_train=lambda wc: config["vision"]["fusion"]["n_train"],
         n_test=lambda wc: config["vision"]["fusion"]["n_test"],
-        seed=lambda wc: config["vision"]["fusion"]["seed"],
+        seed=lambda wc: config["vision"]["fusion"]["data_seed"],
     log:
         f"{RESULTS}/logs/vision/fusion-task-{{task}}.log",
     threads: 1
@@ -30,22 +30,23 @@ rule fusion_tasks:
 
 rule fusion_finetune:
     output:
-        tau=f"{FUSION_DIR}/{{model}}/tau-{{task}}.safetensors",
-        record=f"{FUSION_DIR}/{{model}}/finetune-{{task}}.csv",
+        tau=f"{FUSION_DIR}/{{model}}/s{{seed}}/tau-{{task}}.safetensors",
+        record=f"{FUSION_DIR}/{{model}}/s{{seed}}/finetune-{{task}}.csv",
     input:
         model=lambda wc: model_dir(wc.model),
         task=f"{FUSION_DIR}/tasks/{{task}}.json",
         code=code("fusion_finetune"),
     wildcard_constraints:
         task=r"[A-Za-z0-9_.-]+",
+        seed=r"\d+",
     params:
         finetune=lambda wc: cfg("vision", "fusion", "finetune"),
-        seed=lambda wc: config["vision"]["fusion"]["seed"],
+        seed=lambda wc: int(wc.seed),
         device=config["device"],
     log:
-        f"{RESULTS}/logs/vision/fusion-{{model}}-finetune-{{task}}.log",
+        f"{RESULTS}/logs/vision/fusion-{{model}}-s{{seed}}-finetune-{{task}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/vision/fusion-{{model}}-finetune-{{task}}.tsv"
+        f"{RESULTS}/benchmarks/vision/fusion-{{model}}-s{{seed}}-finetune-{{task}}.tsv"
     threads: model_threads
     resources:
         mem_mb=res("mem_mb"),
@@ -57,23 +58,25 @@ rule fusion_finetune:
 
 rule fusion_router:
     output:
-        router=f"{FUSION_DIR}/{{model}}/router.safetensors",
-        history=f"{FUSION_DIR}/{{model}}/router-history.csv",
-        record=f"{FUSION_DIR}/{{model}}/router.csv",
+        router=f"{FUSION_DIR}/{{model}}/s{{seed}}/router.safetensors",
+        history=f"{FUSION_DIR}/{{model}}/s{{seed}}/router-history.csv",
+        record=f"{FUSION_DIR}/{{model}}/s{{seed}}/router.csv",
     input:
         model=lambda wc: model_dir(wc.model),
         tasks=lambda wc: [f"{FUSION_DIR}/tasks/{t}.json" for t in fusion_grid.tasks(config)],
-        taus=lambda wc: [f"{FUSION_DIR}/{wc.model}/tau-{t}.safetensors" for t in fusion_grid.tasks(config)],
+        taus=lambda wc: [f"{FUSION_DIR}/{wc.model}/s{wc.seed}/tau-{t}.safetensors" for t in fusion_grid.tasks(config)],
         code=code("fusion_router"),
+    wildcard_constraints:
+        seed=r"\d+",
     params:
         cfg=lambda wc: cfg("vision", "fusion", "router"),
         other_lambda=lambda wc: config["vision"]["fusion"]["other_lambda"],
-        seed=lambda wc: config["vision"]["fusion"]["seed"],
+        seed=lambda wc: int(wc.seed),
         device=config["device"],
     log:
-        f"{RESULTS}/logs/vision/fusion-{{model}}-router.log",
+        f"{RESULTS}/logs/vision/fusion-{{model}}-s{{seed}}-router.log",
     benchmark:
-        f"{RESULTS}/benchmarks/vision/fusion-{{model}}-router.tsv"
+        f"{RESULTS}/benchmarks/vision/fusion-{{model}}-s{{seed}}-router.tsv"
     threads: model_threads
     resources:
         mem_mb=res("mem_mb"),
@@ -85,21 +88,24 @@ rule fusion_router:
 
 rule fusion_evaluate:
     output:
-        f"{RESULTS}/tables/fusion-points-{{model}}.csv",
+        f"{FUSION_DIR}/{{model}}/s{{seed}}/points.csv",
     input:
         model=lambda wc: model_dir(wc.model),
         tasks=lambda wc: [f"{FUSION_DIR}/tasks/{t}.json" for t in fusion_grid.tasks(config)],
-        taus=lambda wc: [f"{FUSION_DIR}/{wc.model}/tau-{t}.safetensors" for t in fusion_grid.tasks(config)],
-        router=f"{FUSION_DIR}/{{model}}/router.safetensors",
+        taus=lambda wc: [f"{FUSION_DIR}/{wc.model}/s{wc.seed}/tau-{t}.safetensors" for t in fusion_grid.tasks(config)],
+        router=f"{FUSION_DIR}/{{model}}/s{{seed}}/router.safetensors",
         code=code("fusion_evaluate"),
+    wildcard_constraints:
+        seed=r"\d+",
     params:
         cfg=lambda wc: {k: v for k, v in cfg("vision", "fusion").items()
-                        if k in ("router", "other_lambda", "n_preferences", "ta_grid", "n_interpolation", "eval_batch_size", "seed")},
+                        if k in ("router", "other_lambda", "n_preferences", "ta_grid", "n_interpolation", "eval_batch_size")},
+        seed=lambda wc: int(wc.seed),
         device=config["device"],
     log:
-        f"{RESULTS}/logs/vision/fusion-{{model}}-evaluate.log",
+        f"{RESULTS}/logs/vision/fusion-{{model}}-s{{seed}}-evaluate.log",
     benchmark:
-        f"{RESULTS}/benchmarks/vision/fusion-{{model}}-evaluate.tsv"
+        f"{RESULTS}/benchmarks/vision/fusion-{{model}}-s{{seed}}-evaluate.tsv"
     threads: model_threads
     resources:
         mem_mb=res("mem_mb"),
@@ -109,13 +115,18 @@ rule fusion_evaluate:
         "../workflow/scripts/fusion_evaluate.py"
 
 
+# Per seed and method the hypervolume (fusion-<model>.csv), every seed's evaluated models
+# (fusion-points-<model>.csv, with per-item correctness) and per method and metric the mean,
+# sd and 95 % interval over seeds or test items (fusion-<model>-summary.csv, compbench.fusion.summary).
 rule fusion_summary:
     output:
         table=report(f"{RESULTS}/tables/fusion-{{model}}.csv", caption="../workflow/report/fusion_table.rst", category="Vision (MoE fusion)"),
+        summary=report(f"{RESULTS}/tables/fusion-{{model}}-summary.csv", caption="../workflow/report/fusion_summary.rst", category="Vision (MoE fusion)"),
+        points=f"{RESULTS}/tables/fusion-points-{{model}}.csv",
         figure=report(f"{RESULTS}/figures/fusion-{{model}}.png", caption="../workflow/report/fusion_fronts.rst", category="Vision (MoE fusion)"),
     input:
-        points=f"{RESULTS}/tables/fusion-points-{{model}}.csv",
-        router=f"{FUSION_DIR}/{{model}}/router.csv",
+        points=lambda wc: fusion_grid.seed_files(config, wc.model, "points.csv"),
+        routers=lambda wc: fusion_grid.seed_files(config, wc.model, "router.csv"),
         code=code("fusion_summary"),
     params:
         tasks=lambda wc: fusion_grid.tasks(config),

@@ -56,31 +56,33 @@ rule speech_features:
 
 rule speech_train:
     output:
-        model=f"{RESULTS}/speech/{{corpus}}/runs/{{run}}/model.safetensors",
-        metrics=f"{RESULTS}/speech/{{corpus}}/runs/{{run}}/metrics.csv",
-        curve=f"{RESULTS}/speech/{{corpus}}/runs/{{run}}/curve.csv",
-        hyps=f"{RESULTS}/speech/{{corpus}}/runs/{{run}}/hypotheses.csv",
+        model=f"{RESULTS}/speech/{{corpus}}/runs/{{run}}/s{{seed}}/model.safetensors",
+        metrics=f"{RESULTS}/speech/{{corpus}}/runs/{{run}}/s{{seed}}/metrics.csv",
+        curve=f"{RESULTS}/speech/{{corpus}}/runs/{{run}}/s{{seed}}/curve.csv",
+        hyps=f"{RESULTS}/speech/{{corpus}}/runs/{{run}}/s{{seed}}/hypotheses.csv",
     input:
         features=f"{RESULTS}/speech/{{corpus}}/features.safetensors",
         manifest=f"{RESULTS}/speech/{{corpus}}/manifest.csv",
         code=code("speech_train"),
-        # a DDP run with a `time` budget trains as long as the dense run did: its metrics
+        # a DDP run with a `time` budget trains as long as the dense run of its seed did: its metrics
         reference=lambda wc: [
-            f"{RESULTS}/speech/{wc.corpus}/runs/{r}/metrics.csv"
+            f"{RESULTS}/speech/{wc.corpus}/runs/{r}/s{wc.seed}/metrics.csv"
             for r in [speech_grid.time_reference(speech_grid.config_runs(config)[wc.run])]
             if r
         ],
     wildcard_constraints:
         run=alternation(list(speech_grid.config_runs(config))),
+        seed=alternation([str(s) for s in speech_grid.seeds(config)]),
         **SPEECH_WC,
     params:
         run=lambda wc: canon(speech_grid.config_runs(config)[wc.run]),
         recipe=lambda wc: {k: cfg("speech", k) for k in ("features", "model", "train", "units")},
+        seed=lambda wc: int(wc.seed),
         device=config["device"],
     log:
-        f"{RESULTS}/logs/speech/{{corpus}}/train-{{run}}.log",
+        f"{RESULTS}/logs/speech/{{corpus}}/train-{{run}}-s{{seed}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/speech/{{corpus}}/train-{{run}}.tsv"
+        f"{RESULTS}/benchmarks/speech/{{corpus}}/train-{{run}}-s{{seed}}.tsv"
     threads: lambda wc: config["speech"]["threads"]
     resources:
         mem_mb=3000,
@@ -89,12 +91,17 @@ rule speech_train:
         "../workflow/scripts/speech_train.py"
 
 
+# Per-seed rows (speech.csv), per-utterance errors (items.csv) and per run and metric the
+# mean, sd and 95 % interval over seeds or test utterances (speech-summary.csv, compbench.stats).
 rule speech_table:
     output:
-        report(f"{RESULTS}/tables/speech.csv", caption="../workflow/report/speech_table.rst", category="Speech"),
+        table=report(f"{RESULTS}/tables/speech.csv", caption="../workflow/report/speech_table.rst", category="Speech"),
+        summary=report(f"{RESULTS}/tables/speech-summary.csv", caption="../workflow/report/speech_summary.rst", category="Speech"),
+        utterances=speech_grid.ITEMS,
     input:
-        tables=lambda wc: expand(f"{speech_grid.corpus_dir(config)}/runs/{{run}}/metrics.csv", run=list(speech_grid.config_runs(config))),
-        code=code("concat_tables"),
+        tables=lambda wc: speech_grid.run_files(config, "metrics.csv"),
+        hyps=lambda wc: speech_grid.run_files(config, "hypotheses.csv"),
+        code=code("speech_table"),
     log:
         f"{RESULTS}/logs/speech/table.log",
     threads: 1
@@ -102,7 +109,7 @@ rule speech_table:
         mem_mb=1000,
         runtime=5,
     script:
-        "../workflow/scripts/concat_tables.py"
+        "../workflow/scripts/speech_table.py"
 
 
 rule figure_speech:
@@ -112,7 +119,8 @@ rule figure_speech:
         msrs=report(f"{RESULTS}/figures/speech-msrs.png", caption="../workflow/report/speech_msrs.rst", category="Speech"),
     input:
         table=f"{RESULTS}/tables/speech.csv",
-        curves=lambda wc: expand(f"{speech_grid.corpus_dir(config)}/runs/{{run}}/curve.csv", run=[r for r in speech_grid.config_runs(config) if r.startswith("msrs")]),
+        summary=f"{RESULTS}/tables/speech-summary.csv",
+        curves=lambda wc: speech_grid.run_files(config, "curve.csv", [r for r in speech_grid.config_runs(config) if r.startswith("msrs")]),
         code=code("figure_speech"),
     log:
         f"{RESULTS}/logs/figures/speech.log",

@@ -27,18 +27,22 @@ rule pass_data:
 
 rule pass_dense:
     output:
-        model=directory(f"{PASS_DIR}/dense"),
-        record=f"{PASS_DIR}/dense.csv",
+        model=directory(f"{PASS_DIR}/s{{seed}}/dense"),
+        record=f"{PASS_DIR}/s{{seed}}/dense.csv",
+        images=f"{PASS_DIR}/s{{seed}}/dense-items.csv",
     input:
         data=f"{PASS_DIR}/data.safetensors",
         code=code("pass_dense"),
+    wildcard_constraints:
+        seed=r"\d+",
     params:
-        cfg=lambda wc: {k: v for k, v in cfg("vision", "pass").items() if k in ("model", "seed", "latency")},
+        cfg=lambda wc: {k: v for k, v in cfg("vision", "pass").items() if k in ("model", "latency")},
+        seed=lambda wc: int(wc.seed),
         device=config["device"],
     log:
-        f"{RESULTS}/logs/vision/pass-dense.log",
+        f"{RESULTS}/logs/vision/pass-s{{seed}}-dense.log",
     benchmark:
-        f"{RESULTS}/benchmarks/vision/pass-dense.tsv"
+        f"{RESULTS}/benchmarks/vision/pass-s{{seed}}-dense.tsv"
     threads: 2
     resources:
         mem_mb=4000,
@@ -50,23 +54,26 @@ rule pass_dense:
 
 rule pass_prune:
     output:
-        model=directory(f"{PASS_DIR}/{{method}}-{{target}}/model"),
-        record=f"{PASS_DIR}/{{method}}-{{target}}/record.csv",
-        history=f"{PASS_DIR}/{{method}}-{{target}}/history.csv",
+        model=directory(f"{PASS_DIR}/s{{seed}}/{{method}}-{{target}}/model"),
+        record=f"{PASS_DIR}/s{{seed}}/{{method}}-{{target}}/record.csv",
+        history=f"{PASS_DIR}/s{{seed}}/{{method}}-{{target}}/history.csv",
+        images=f"{PASS_DIR}/s{{seed}}/{{method}}-{{target}}/items.csv",
     input:
         data=f"{PASS_DIR}/data.safetensors",
-        dense=f"{PASS_DIR}/dense",
+        dense=f"{PASS_DIR}/s{{seed}}/dense",
         code=code("pass_prune"),
     wildcard_constraints:
+        seed=r"\d+",
         method=r"[a-z0-9_]+",
         target=r"0\.\d+",
     params:
-        cfg=lambda wc: {k: v for k, v in cfg("vision", "pass").items() if k in ("hypernet", "finetune", "seed", "latency")},
+        cfg=lambda wc: {k: v for k, v in cfg("vision", "pass").items() if k in ("hypernet", "finetune", "latency")},
+        seed=lambda wc: int(wc.seed),
         device=config["device"],
     log:
-        f"{RESULTS}/logs/vision/pass-{{method}}-{{target}}.log",
+        f"{RESULTS}/logs/vision/pass-s{{seed}}-{{method}}-{{target}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/vision/pass-{{method}}-{{target}}.tsv"
+        f"{RESULTS}/benchmarks/vision/pass-s{{seed}}-{{method}}-{{target}}.tsv"
     threads: 2
     resources:
         mem_mb=4000,
@@ -76,11 +83,16 @@ rule pass_prune:
         "../workflow/scripts/pass_prune.py"
 
 
+# Per-seed rows (pass.csv), every run's per-image correctness (items.csv) and per method, budget
+# and metric the mean, sd and 95 % interval over seeds or test images (pass-summary.csv).
 rule pass_table:
     output:
-        report(f"{RESULTS}/tables/pass.csv", caption="../workflow/report/pass_table.rst", category="Vision (PASS)"),
+        table=report(f"{RESULTS}/tables/pass.csv", caption="../workflow/report/pass_table.rst", category="Vision (PASS)"),
+        summary=report(f"{RESULTS}/tables/pass-summary.csv", caption="../workflow/report/pass_summary.rst", category="Vision (PASS)"),
+        images=pass_grid.ITEMS,
     input:
         records=lambda wc: pass_grid.records(config),
+        images=lambda wc: pass_grid.item_files(config),
         code=code("pass_table"),
     log:
         f"{RESULTS}/logs/vision/pass-table.log",
@@ -98,6 +110,7 @@ rule figure_pass:
         channels=report(f"{RESULTS}/figures/pass-channels.png", caption="../workflow/report/pass_channels.rst", category="Vision (PASS)"),
     input:
         table=f"{RESULTS}/tables/pass.csv",
+        summary=f"{RESULTS}/tables/pass-summary.csv",
         code=code("figure_pass"),
     log:
         f"{RESULTS}/logs/figures/pass.log",

@@ -8,7 +8,6 @@ default ("prepend") import mode works and a test imports these helpers with
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -78,13 +77,9 @@ def save_tiny_llama(path: Path, **kw) -> Path:
 
 def copy_repo(dest: Path) -> Path:
     """A copy of the workflow's sources (no results, no venv) to run Snakemake in."""
-    for item in ("Snakefile", "rules", "workflow", "config", "profiles"):
-        src = ROOT / item
-        if src.is_dir():
-            shutil.copytree(src, dest / item, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(src, dest / item)
-    return dest
+    from compbench.ops import copy_sources
+
+    return copy_sources(ROOT, dest)
 
 
 def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -115,10 +110,11 @@ class SmokeRun:
         return self.workdir.joinpath("results", *parts)
 
 
-def planned_jobs(workdir: Path, *args: str) -> dict:
+def planned_jobs(workdir: Path, *args: str, targets: tuple[str, ...] = ()) -> dict:
     """Rule -> job count that `snakemake -n` on the smoke config would run (a later
-    `--configfile` in ``args`` replaces the smoke config)."""
-    out = snakemake(workdir, "-n", "--configfile", "config/smoke.yaml", *args).stdout
+    `--configfile` in ``args`` replaces the smoke config; ``targets`` go before the
+    config files, which Snakemake would otherwise read as more config files)."""
+    out = snakemake(workdir, "-n", *targets, "--configfile", "config/smoke.yaml", *args).stdout
     if "Nothing to be done" in out:
         return {}
     table = out.split("Job stats:", 1)[1].split("total", 1)[0]

@@ -188,3 +188,32 @@ def test_compose_line_in_the_smoke_run(smoke):
     }
     for name in ("composability-tiny.png", "compose-sparsity-tiny.png"):
         assert smoke.results("figures", name).stat().st_size > 1000
+
+
+def test_the_torch_free_catalogue_equals_the_registry():
+    """compose/check.py and compose/grid.py read the interventions from their source
+    (catalogue.py: no torch in Snakemake's process at DAG build); it holds exactly what the
+    registry holds, and the grid's categories, MEMIT use and code modules of every run of
+    the shipped configs are the registry's."""
+    import sys
+
+    import yaml
+
+    from compbench.compose import grid
+    from compbench.compose.interventions.catalogue import catalogue
+    from conftest import ROOT
+
+    def facts(i):
+        return (i.category, tuple(i.params_allowed()), i.needs_calibration, sys.modules[i.fn.__module__].__name__)
+
+    registry = {n: facts(INTERVENTIONS.get(n)) for n in INTERVENTIONS}
+    assert {n: (e.category, e.params, e.needs_calibration, e.module) for n, e in catalogue().items()} == registry
+    assert len(registry) >= 10
+    for name in ["config.yaml", "smoke.yaml", "paper_composable.yaml"]:
+        cfg = yaml.safe_load((ROOT / "config" / name).read_text())
+        ivs = cfg["compose"]["interventions"]
+        assert grid.categories(cfg) == {i: compose.resolve(i, ivs).category for i in ivs}
+        for run in grid.runs(cfg):
+            steps = compose.sequence_steps(run, ivs)
+            assert grid.uses_memit(cfg, run) == any(s.intervention.name == "memit" for s in steps), (name, run)
+            assert grid.run_modules(cfg, run) == sorted({sys.modules[s.intervention.fn.__module__].__name__ for s in steps}), (name, run)

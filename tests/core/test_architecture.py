@@ -18,7 +18,7 @@ PKG = ROOT / "workflow" / "compbench"
 CORE = {
     "__init__", "artifacts", "blocks", "calibration", "calibration_catalogue", "calibration_data", "config", "corpus",
     "deps", "device", "figures", "htmltable", "knowledge", "lines", "models", "ops", "perplexity", "pretrain", "provenance",
-    "registry", "runlog", "sources", "tasks", "tokenizer", "variants", "verdicts", "zeroshot",
+    "registry", "resultcache", "runlog", "sources", "stats", "tasks", "tokenizer", "variants", "verdicts", "zeroshot",
 }  # fmt: skip
 
 
@@ -118,7 +118,8 @@ def test_code_inputs_follow_the_import_graph():
     assert {"prune/wanda.py", "prune/sparsegpt.py", "prune/magnitude.py", "prune/masked.py", "calibration.py", "blocks.py"} <= prune
     assert not any(p.startswith(("memtrain/", "spectra/", "lowrank/", "compose/")) for p in prune)
     figure = _rel(deps.script_code(ROOT / "workflow/scripts/figure_spectra.py"))
-    assert "spectra/plots.py" in figure and "spectra/esd.py" in figure and "prune/wanda.py" not in figure
+    # figure_spectra starts without torch (issue 18): its plots read numpy arrays, not the ESD module
+    assert "spectra/plots.py" in figure and "spectra/esd.py" not in figure and "prune/wanda.py" not in figure
     # a lazy import inside a function is a dependency too
     assert "compbench.corpus" in deps.graph()["compbench.calibration_data"]
 
@@ -137,7 +138,7 @@ def test_no_rule_lists_code_by_hand():
         assert "pkg(" not in text, smk.name
         for block in re.split(r"(?m)^rule ", text)[1:]:
             if "script:" in block:
-                assert re.search(r"code=(code|variant_code)\(|code=lambda wc: code\(", block), (
+                assert re.search(r"code=(code|variant_code|batch_code)\(|code=lambda wc: code\(", block), (
                     f"{smk.name}: rule {block.split(':')[0]} has no derived code input"
                 )
 
@@ -168,9 +169,32 @@ def test_the_evaluation_covers_every_lines_variants():
     model = next(iter(cfg["models"]))
     names = set(lines.variants(cfg, model))
     assert {"dense", "train-lora"} <= names and any(n.startswith("prune-") for n in names) and any(n.startswith("lowrank-") for n in names)
-    assert any("/train-lora/" in p for p in lines.perplexity_outputs(cfg))
+    batches = lines.perplexity_batches(cfg, model)
+    assert "train-lora" in batches["memtrain"] and f"results/eval/{model}/perplexity-memtrain-tiny.csv" in lines.perplexity_outputs(cfg)
     assert lines.variant_line(cfg, model, "train-lora").name == "memtrain"
     assert lines.variant_line(cfg, model, "dense") is None
+    # every variant in exactly one batch, in its line's; the tables a consumer reads hold its variants
+    assert sorted(v for b in batches.values() for v in b) == sorted(names)
+    assert batches["dense"] == {"dense": lines.variants(cfg, model)["dense"]}
+    assert lines.perplexity_outputs(cfg, model, ["dense", "train-lora"]) == [
+        f"results/eval/{model}/perplexity-dense-tiny.csv",
+        f"results/eval/{model}/perplexity-memtrain-tiny.csv",
+    ]
+
+
+def test_variants_per_job_cuts_a_lines_batch_in_order():
+    cfg = _smoke_config()
+    model = next(iter(cfg["models"]))
+    whole = lines.perplexity_batches(cfg, model)
+    cfg["evaluation"]["perplexity"]["variants_per_job"] = 4
+    cut = lines.perplexity_batches(cfg, model)
+    n = len(whole["pruning"])
+    assert [b for b in cut if b.startswith("pruning")] == [f"pruning-{i + 1}" for i in range((n + 3) // 4)]
+    assert [v for b in cut if b.startswith("pruning") for v in cut[b]] == list(whole["pruning"])
+    assert all(len(m) <= 4 for m in cut.values())
+    assert lines.perplexity_batch_line("pruning-2").name == "pruning" and lines.perplexity_batch_line("dense") is None
+    with pytest.raises(ValueError, match=r"unknown perplexity batch 'pruning' of model 'tiny'; allowed: dense, pruning-1"):
+        lines.perplexity_batch(cfg, model, "pruning")
 
 
 def test_include_order_does_not_change_the_plan(tmp_path):

@@ -1,6 +1,8 @@
 """Perplexity protocol against a hand computation on a 2-layer model."""
 
+import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -62,3 +64,130 @@ def test_natural_dataset_is_the_test_split_without_generated_text(tmp_path):
     assert perplexity.DATASETS.get("tiny")(spec, tmp_path) == "w1\n\nw2\n\nt1\n\nl1\n\nk1"
     with pytest.raises(ValueError, match=r"'natural' needs a natural-text corpus source; corpus.sources=\['tasks'\]"):
         perplexity.DATASETS.get("natural")({"sources": ["tasks"]}, tmp_path)
+
+
+def test_rule_params_give_every_corpus_dataset_its_sources(tmp_path):
+    """The perplexity rule's params come from lines.corpus_sources: each corpus data set
+    gets the config's sources and reads its text (a cold SmolLM2 run once failed
+    because `natural` got no sources), hub data sets get none."""
+    from compbench import lines
+
+    for source, text in {"wiki": "w1", "lee": "l1", "knowledge": "k1"}.items():
+        (tmp_path / source).mkdir()
+        (tmp_path / source / "test.txt").write_text(text)
+    config = {"corpus": {"sources": ["wiki", "lee", "knowledge"]}}
+    assert set(lines.CORPUS_DATASETS) <= set(perplexity.DATASETS.names())
+    for ds in lines.CORPUS_DATASETS:
+        assert perplexity.DATASETS.get(ds)({"sources": lines.corpus_sources(config, ds)}, tmp_path).startswith("w1")
+    assert lines.corpus_sources(config, "wikitext2") == [] and lines.corpus_sources(config, "c4") == []
+
+
+# ---------------------------------------------------------------- rule perplexity: batches and the result cache
+TEXT = "\n\n".join(
+    f"the {a} cat sat on the {b} mat and saw {c} birds" for a in ("red", "big", "old") for b in ("blue", "flat") for c in range(6)
+)
+
+
+@pytest.fixture()
+def world(tmp_path):
+    """A base model directory (with its tokenizer and provenance record), two masked
+    variants of it and a one-source corpus test split, laid out as a run lays them out."""
+    from compbench import tokenizer
+    from compbench.artifacts import atomic_path, write_text
+    from compbench.prune import masked
+
+    tok = tokenizer.train([TEXT], vocab_size=300)
+    base = tmp_path / "models" / "base"
+    with atomic_path(base) as tmp:
+        make_tiny_llama(vocab=len(tok), positions=16, seed=0).save_pretrained(tmp)
+        tok.save_pretrained(str(tmp))
+    write_text(tmp_path / "corpus" / "lee" / "test.txt", TEXT)
+    model = make_tiny_llama(vocab=len(tok), positions=16, seed=0)
+    names = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and "layers" in n]
+    variants = {"dense": str(base)}
+    for i, name in enumerate(("m-a", "m-b")):
+        g = torch.Generator().manual_seed(i)
+        masks = {n: torch.rand(dict(model.named_modules())[n].weight.shape, generator=g) > 0.5 for n in names}
+        masked.save(tmp_path / "variants" / name, base, masks, {}, {"method": "test"})
+        variants[name] = str(tmp_path / "variants" / name)
+    settings = {"dataset": "tiny", "spec": {"dtype": "float32"}, "evaluation": {"batch_size": 2}, "sources": ["lee"]}
+    return tmp_path, variants, settings
+
+
+def batch(world, cache=None, code=(), members=None, **kw):
+    root, variants, s = world
+    args = {**s, **kw}
+    return perplexity.evaluate_batch(
+        "m", members or variants, args["dataset"], args["spec"], args["evaluation"], args["sources"], root / "corpus", "cpu",
+        cache=cache, text_files=[root / "corpus" / "lee" / "test.txt"], code_files=code,
+    )  # fmt: skip
+
+
+def values(rows):
+    return {(r["variant"], r["metric"]): (r["value"], r["windows"], r["tokens"]) for r in rows}
+
+
+def test_a_batch_gives_each_variant_the_numbers_of_its_own_evaluation(world):
+    """Batched (one process, token ids shared, variants one after the other) == one
+    variant at a time, fresh, as the per-variant job computed it: exactly equal."""
+    root, variants, s = world
+    together = values(batch(world))
+    for name, path in variants.items():
+        alone = perplexity.variant_rows(path, "tiny", s["spec"], s["evaluation"], s["sources"], root / "corpus", "cpu")
+        for r in alone:
+            assert together[(name, r["metric"])] == (r["value"], r["windows"], r["tokens"])
+    assert together[("m-a", "perplexity")][0] != together[("dense", "perplexity")][0]  # the masks matter
+    assert together[("dense", "perplexity")][1] >= 1
+
+
+def test_the_cache_recomputes_exactly_the_changed_variants(world, monkeypatch):
+    from compbench import tokenizer
+    from compbench.prune import masked
+    from compbench.resultcache import ResultCache
+
+    root, variants, s = world
+    evaluated = []
+    real = perplexity.variant_rows
+    monkeypatch.setattr(perplexity, "variant_rows", lambda path, *a, **k: evaluated.append(Path(path).name) or real(path, *a, **k))
+    cache = ResultCache(root / "cache")
+    code = root / "code.py"
+    code.write_text("x = 1\n")
+    first = batch(world, cache, [code])
+    assert evaluated == ["base", "m-a", "m-b"]
+    evaluated.clear()
+    again = batch(world, cache, [code])
+    assert evaluated == [] and again == first  # every number read back exactly, timings included
+    # m-b re-made with other masks (its content changes): only m-b is evaluated again
+    model = make_tiny_llama(vocab=len(tokenizer.load(variants["dense"])), positions=16)
+    masks = {
+        n: torch.ones_like(m.weight, dtype=torch.bool) for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and "layers" in n
+    }
+    masked.save(root / "variants" / "m-b", variants["dense"], masks, {}, {"method": "test"})
+    third = batch(world, cache, [code])
+    assert evaluated == ["m-b"]
+    assert values(third)[("m-b", "perplexity")] == values(batch(world, members={"dense": variants["dense"]}))[("dense", "perplexity")]
+    evaluated.clear()
+    # m-b re-made identical (a rerun of its job): its content is the same, nothing is evaluated
+    masked.save(root / "variants" / "m-b", variants["dense"], masks, {}, {"method": "test"})
+    assert batch(world, cache, [code]) == third and evaluated == []
+    # a settings change or a code change is a change for every variant
+    batch(world, cache, [code], evaluation={"batch_size": 3})
+    assert evaluated == ["base", "m-a", "m-b"]
+    evaluated.clear()
+    code.write_text("x = 2\n")
+    batch(world, cache, [code])
+    assert evaluated == ["base", "m-a", "m-b"]
+    evaluated.clear()
+    # a damaged entry is a miss, never an error; reads can be switched off
+    entries = sorted((root / "cache").glob("*.json"))
+    for entry in entries[1:]:  # a value changed behind the entry's checksum
+        e = json.loads(entry.read_text())
+        e["rows"][0]["value"] += 1
+        entry.write_text(json.dumps(e))
+    entries[0].write_text("{not json")
+    batch(world, cache, [code])
+    assert evaluated == ["base", "m-a", "m-b"]
+    evaluated.clear()
+    monkeypatch.setenv("COMPBENCH_RESULT_CACHE", "off")
+    batch(world, ResultCache(root / "cache"), [code])
+    assert evaluated == ["base", "m-a", "m-b"]

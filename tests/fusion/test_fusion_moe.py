@@ -1,14 +1,16 @@
 """Fusion line: Pareto-set learning by MoE model fusion (hypervolume, merged
 experts, task vectors, router training) on generated text-classification tasks."""
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
 import torch.nn as nn
 
+from compbench import stats
 from compbench.config import ConfigError, check
 from compbench.fusion import moe as fusion
-from compbench.fusion import pareto
+from compbench.fusion import pareto, summary
 from compbench.fusion import tasks as text_tasks
 from conftest import make_tiny_llama
 
@@ -25,6 +27,69 @@ def test_hypervolume_of_hand_made_front():
     assert pareto.hypervolume_2d(front, (1, 1)) == 1.0
     assert pareto.hypervolume_2d([], (0, 0)) == 0.0
     assert pareto.hypervolume_2d([(0.9, 0.6)], (0.5, 0.5)) == pytest.approx(0.4 * 0.1)
+
+
+def _points(n=30, seeds=(0,), models=None):
+    """Hand-made evaluated models: per (method, setting) the number right of n items on each task."""
+    models = models or {("moe_fusion", "a"): (25, 18), ("moe_fusion", "b"): (18, 26), ("task_arithmetic", "a"): (20, 20)}
+    rng = np.random.default_rng(0)
+    rows = []
+    for s in seeds:
+        for (m, st), ks in models.items():
+            for task, k in zip(("t1", "t2"), ks):
+                ok = np.zeros(n, dtype=bool)
+                ok[rng.permutation(n)[: max(0, min(n, k + s))]] = True
+                rows.append(
+                    {
+                        "seed": s,
+                        "method": m,
+                        "setting": st,
+                        "task": task,
+                        "metric": "accuracy",
+                        "value": ok.mean(),
+                        "correct": stats.bits(ok),
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def test_hypervolume_bootstrap_statistic_equals_a_literal_recomputation():
+    """For a few item draws, the vectorised statistic (accuracies from item counts, then the
+    fronts) equals recomputing every model's accuracy on the drawn items and the hypervolume by hand."""
+    pts = _points(seeds=(0, 1))
+    values, stat, sizes = summary._hv_stat(pts, "moe_fusion", ["t1", "t2"], [0.5, 0.5], [0, 1])
+    idx = stats.draws(sizes, n_boot=5, seed=3)
+    got = stat(idx)
+    for b in range(5):
+        per_seed = []
+        for s in (0, 1):
+            acc = []
+            for st in ("a", "b"):
+                row = []
+                for task, i in zip(("t1", "t2"), idx):
+                    ok = stats.unbits(
+                        pts[(pts.seed == s) & (pts.setting == st) & (pts.method == "moe_fusion") & (pts.task == task)].correct.iloc[0]
+                    )
+                    row.append(sum(bool(ok[j]) for j in i[b]) / len(i[b]))
+                acc.append(row)
+            per_seed.append(pareto.hypervolume_2d(acc, [0.5, 0.5]))
+        assert got[b] == pytest.approx(sum(per_seed) / 2, abs=1e-12)
+    assert values[0] == pytest.approx(pareto.hypervolume_2d([[25 / 30, 18 / 30], [18 / 30, 26 / 30]], [0.5, 0.5]))
+
+
+def test_fusion_summary_per_seed_and_interval():
+    pts = _points(seeds=(0, 1, 2))
+    hv = summary.per_seed(pts, ["t1", "t2"], [0.5, 0.5])
+    assert sorted(hv.seed.unique()) == [0, 1, 2] and set(hv.method) == {"moe_fusion", "task_arithmetic"}
+    t = summary.summary(hv.assign(model="tiny"), pts, ["t1", "t2"], [0.5, 0.5])
+    row = t[(t.method == "moe_fusion") & (t.metric == "hypervolume")].iloc[0]
+    vals = hv[hv.method == "moe_fusion"].sort_values("seed").hypervolume
+    assert row["interval"] == "t over 3 seeds" and (row.ci_lo, row.ci_hi) == pytest.approx(stats.t_interval(vals))
+    d = summary.difference(pts, "moe_fusion", "task_arithmetic", ["t1", "t2"], [0.5, 0.5])
+    ta = hv[hv.method == "task_arithmetic"].sort_values("seed").hypervolume
+    assert d.mean == pytest.approx(float(np.mean(vals.to_numpy() - ta.to_numpy()))) and d.method == "t over 3 seeds"
+    one = summary.difference(pts[pts.seed == 0], "moe_fusion", "task_arithmetic", ["t1", "t2"], [0.5, 0.5])
+    assert one.method == "bootstrap over 30 + 30 test items per task (2000 resamples)" and one.lo <= one.mean <= one.hi
 
 
 def _literal_hv(points, ref, cell=1):
@@ -197,6 +262,10 @@ def test_fusion_workflow_outputs(smoke):
     assert ((hv.hypervolume >= 0) & (hv.hypervolume <= 0.25 + 1e-9)).all()  # accuracies above the (0.5, 0.5) reference
     assert (hv.router_params > 0).all() and (hv.router_train_s > 0).all()
     pts = pd.read_csv(smoke.results("tables", "fusion-points-tiny.csv"))
-    assert set(pts.task) == {"animal", "outdoor"} and set(pts.metric) == {"accuracy", "loss"}
-    assert len(pts[(pts.method == "moe_fusion") & (pts.metric == "accuracy")]) == 3 * 2
+    assert set(pts.task) == {"animal", "outdoor"} and set(pts.metric) == {"accuracy", "loss"} and set(pts.seed) == set(hv.seed) == {0}
+    acc = pts[(pts.method == "moe_fusion") & (pts.metric == "accuracy")]
+    assert len(acc) == 3 * 2 and all(stats.unbits(c).mean() == pytest.approx(v) for c, v in zip(acc.correct, acc.value))
+    s = pd.read_csv(smoke.results("tables", "fusion-tiny-summary.csv"))
+    row = s[(s.method == "moe_fusion") & (s.metric == "hypervolume")].iloc[0]
+    assert row.n_seeds == 1 and row["interval"].startswith("bootstrap over 32 + 32 test items") and row.ci_lo <= row["mean"] <= row.ci_hi
     assert smoke.results("figures", "fusion-tiny.png").stat().st_size > 1000

@@ -242,3 +242,15 @@ def test_spectra_rules_on_smoke_config(tmp_path):
     eigs = load_tensors(repo / "results/spectra/tiny/eigenvalues.safetensors")
     assert set(eigs) == set(mats["module"])
     assert all((repo / t).stat().st_size > 10_000 for t in targets)
+
+
+def test_the_figures_numpy_peak_window_equals_the_fits():
+    """The ESD figure (torch-free, spectra/plots.py) shades the same xmin_peak window as the fit uses."""
+    from compbench.spectra import plots
+
+    assert plots.PEAK_BINS == spectra.PEAK_BINS
+    g = torch.Generator().manual_seed(0)
+    for i in range(50):
+        n = int(torch.randint(20, 600, (1,), generator=g))
+        lam = torch.exp(torch.randn(n, generator=g, dtype=torch.float64) * (0.5 + i / 20)) * 10 ** (i % 5 - 2)
+        assert plots.peak_window(lam.numpy()) == pytest.approx(spectra.peak_window(lam), rel=1e-5)

@@ -1,18 +1,26 @@
 """Speech line: LR-SMS factorisation and rank schedule, DDP-ASR selection, MSRS masks and
 stabilisation, WER/CER, Conformer pieces, espeak-ng synthesis, config checks, end to end."""
 
+import hashlib
 import json
+import os
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+import yaml
 from torch import nn
 
+from compbench import stats
 from compbench.config import ConfigError, check
-from compbench.speech import corpora, ddp, features, grid, lowrank, msrs, train, wer
+from compbench.speech import corpora, ddp, features, grid, lowrank, msrs, summary, train, wer
 from compbench.speech import model as M
+from conftest import ROOT
 
 needs_espeak = pytest.mark.skipif(
     shutil.which("espeak-ng") is None, reason="espeak-ng (Debian package) not installed: apt-get install espeak-ng"
@@ -350,6 +358,162 @@ def test_synthetic_corpus_and_features(tmp_path):
         assert len(ws) == len(text.split()) and ws[0] == 0 and all(p < q for p, q in zip(ws, ws[1:])) and ws[-1] < sec
 
 
+# ---------------------------------------------------------------- reproducibility (docs/speech.md)
+def _noise(n=22050 * 2, seed=0):
+    return (0.3 * np.random.default_rng(seed).standard_normal(n)).astype(np.float32)
+
+
+def test_resample_equals_torchaudio():
+    import torchaudio.functional as AF
+
+    x = _noise()
+    for orig, new in ((22050, 16000), (16000, 8000), (8000, 16000)):
+        got = corpora.resample(x, orig, new)
+        ref = AF.resample(torch.from_numpy(x), orig, new).numpy()
+        assert got.dtype == np.float32 and got.shape == ref.shape and np.abs(got - ref).max() < 5e-5, (orig, new)  # torch sums in float32
+    assert np.array_equal(corpora.resample(x, 16000, 16000), x)
+
+
+def test_log_mel_equals_torchaudio_melspectrogram():
+    import torchaudio.transforms as T
+
+    spec = dict(n_mels=40, win_ms=25, hop_ms=10)
+    mel = T.MelSpectrogram(sample_rate=16000, n_fft=400, win_length=400, hop_length=160, n_mels=40)
+    x = corpora.resample(_noise(seed=1), 22050, 16000)
+    x = x * np.linspace(0.1, 1, len(x), dtype=np.float32)  # a rising level, so that bins differ
+    ref = mel(torch.from_numpy(x)).clamp_min(1e-10).log().T
+    ref = (ref - ref.mean(0)) / (ref.std(0) + 1e-5)
+    got = features.log_mel(x, spec, 16000)
+    assert got.dtype == torch.float32 and got.shape == ref.shape and float((got - ref).abs().max()) < 1e-4
+    import torchaudio.functional as AF
+
+    fb = AF.melscale_fbanks(201, 0.0, 8000.0, 40, 16000)
+    assert np.abs(features.mel_filterbank(201, 40, 16000) - fb.double().numpy()).max() < 1e-5
+
+
+FEATURE_HASH = """
+import hashlib, sys
+import numpy as np, torch
+from compbench.speech import corpora, features
+torch.set_num_threads(int(sys.argv[1]))
+x = (0.3 * np.random.default_rng(0).standard_normal(22050 * 2)).astype(np.float32)
+y = corpora.resample(x, 22050, 16000)
+f = features.log_mel(y, dict(n_mels=40, win_ms=25, hop_ms=10), 16000)
+print(torch.backends.cpu.get_cpu_capability(), hashlib.sha256(y.tobytes() + f.numpy().tobytes()).hexdigest())
+"""
+
+
+def test_resampling_and_features_are_the_same_bits_whatever_the_cpu_kernels():
+    """The corpus's resampling and the log-mel features do not depend on the CPU's kernels: the
+    same bits with torch's generic kernels instead of AVX-512 (ATEN_CPU_CAPABILITY), MKL's
+    portable code path (MKL_CBWR), numpy's baseline SIMD only (NPY_DISABLE_CPU_FEATURES) and two
+    threads. (torch's own MelSpectrogram gave other bits under the first two.)"""
+    workflow = str(Path(features.__file__).parents[2])
+    env = dict(os.environ, PYTHONPATH=workflow, OMP_NUM_THREADS="1")
+
+    def run(threads, **extra):
+        out = subprocess.run([sys.executable, "-c", FEATURE_HASH, str(threads)], env=dict(env, **extra), capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr[-2000:]
+        return out.stdout.split()
+
+    cap, reference = run(1)
+    other = run(2, ATEN_CPU_CAPABILITY="default", MKL_CBWR="COMPATIBLE", NPY_DISABLE_CPU_FEATURES="X86_V3 X86_V4 AVX512_ICL AVX512_SPR")
+    assert other == ["DEFAULT", reference], (cap, other)
+
+
+SMOKE_CORPUS = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())["speech"]
+
+
+def _corpus_bits(root) -> dict:
+    man = pd.read_csv(root / "manifest.csv")
+    wavs = {p: hashlib.sha256((root / p).read_bytes()).hexdigest() for p in man.path}
+    feats = features.compute(man, root, SMOKE_CORPUS["features"], SMOKE_CORPUS["corpus"]["sample_rate"])
+    return {"manifest": (root / "manifest.csv").read_bytes(), "wavs": wavs, **{k: v.numpy().tobytes() for k, v in feats.items()}}
+
+
+@needs_espeak
+def test_two_syntheses_of_the_smoke_corpus_and_its_features_are_bit_identical(tmp_path):
+    """The smoke config's corpus synthesised twice (the second time with another torch thread
+    count): every WAV, the manifest (texts, voices, word times) and the features are the same bits."""
+    got = []
+    for run, threads in (("a", 1), ("b", 2)):
+        before = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            corpora.build(SMOKE_CORPUS["corpus"], tmp_path / run).to_csv(tmp_path / run / "manifest.csv", index=False)
+            got.append(_corpus_bits(tmp_path / run))
+        finally:
+            torch.set_num_threads(before)
+    assert len(got[0]["wavs"]) == sum(SMOKE_CORPUS["corpus"]["n_utterances"].values())
+    assert got[0] == got[1]
+
+
+def test_a_run_is_bit_identical_with_its_seed_and_another_seed_differs():
+    """A DDP run (initialisation, dropout, SpecAugment, batch order and DDP's draws all seeded)
+    twice with seed 1: the same weights, curve and hypotheses; seed 2 differs. The deterministic
+    kernels are switched on only while training."""
+    spec, data, cpu = grid.runs(RECIPE)["ddp-utterance-0.5"], toy_data(), torch.device("cpu")
+    a, b, c = (train.train(spec, RECIPE, data, cpu, seed=s) for s in (1, 1, 2))
+    sa, sb, sc = (x["model"].state_dict() for x in (a, b, c))
+    assert all(torch.equal(sa[k], sb[k]) for k in sa) and a["hyps"] == b["hyps"]
+    assert a["curve"].drop(columns="wall_s").equals(b["curve"].drop(columns="wall_s"))
+    assert not all(torch.equal(sa[k], sc[k]) for k in sa)
+    assert not torch.are_deterministic_algorithms_enabled()
+
+
+# ---------------------------------------------------------------- seeds and intervals (compbench.speech.summary)
+def test_per_utterance_errors_sum_to_the_corpus_rates():
+    refs, hyps = ["red go", "stop", "go go red"], ["red", "stop go", "go red red"]
+    per = wer.per_utterance(refs, hyps)
+    assert [u["word_errors"] for u in per] == [1, 1, 1] and [u["ref_words"] for u in per] == [2, 1, 3]
+    er = wer.error_rates(refs, hyps)
+    assert sum(u["word_errors"] for u in per) / sum(u["ref_words"] for u in per) == er["wer"] == 0.5
+    assert sum(u["char_errors"] for u in per) / sum(u["ref_chars"] for u in per) == er["cer"]
+
+
+def _items(errors: dict, words):
+    return pd.DataFrame(
+        [
+            {
+                "run": r,
+                "seed": s,
+                "split": "test",
+                "id": f"u{i}",
+                "word_errors": e,
+                "ref_words": w,
+                "char_errors": 2 * e,
+                "ref_chars": 5 * w,
+            }
+            for (r, s), es in errors.items()
+            for i, (e, w) in enumerate(zip(es, words))
+        ]
+    )
+
+
+def test_summary_rates_and_paired_differences_on_hand_made_utterances():
+    words = [1, 2, 3, 4]
+    items = _items({("dense", 0): [1, 0, 1, 0], ("dense", 1): [0, 0, 1, 0], ("x", 0): [0, 0, 1, 0], ("x", 1): [0, 1, 1, 0]}, words)
+    r = summary.rate(items, "dense", "test", [0, 1])
+    assert r.mean == pytest.approx((2 / 10 + 1 / 10) / 2) and r.n_seeds == 2 and r.lo <= r.mean <= r.hi
+    num, den = summary.arrays(items, "dense", "test", [0, 1])
+    assert (r.lo, r.hi) == pytest.approx(stats.bootstrap(stats.seed_mean_ratio(num, den), 4))
+    d = summary.difference(items, "dense", "x")
+    assert d.mean == pytest.approx(((2 - 1) / 10 + (1 - 2) / 10) / 2) and d.method.startswith("bootstrap over 4 test utterances")
+    assert summary.difference(items, "x", "x").interval == (0.0, 0.0)  # paired: a run against itself
+    with pytest.raises(ValueError, match="share no seed"):
+        summary.difference(items.assign(seed=items.seed.where(items.run == "dense", 7)), "dense", "x")
+    table = pd.DataFrame(
+        [(r_, s, v, m, val) for (r_, s), val in {("dense", 0): 0.2, ("dense", 1): 0.1}.items() for v, m in [("dense", "test_wer")]]
+        + [("dense", s, "dense", "train_s", 10.0 + s) for s in (0, 1)]
+        + [("dense", 0, "dense", "info", "{}")],
+        columns=["run", "seed", "variant", "metric", "value"],
+    )
+    t = summary.summary(table, items).set_index("metric")
+    assert t.loc["test_wer", "mean"] == pytest.approx(0.15) and t.loc["test_wer", "interval"].startswith("bootstrap over 4 test")
+    assert t.loc["train_s", "sd"] == pytest.approx(np.std([10, 11], ddof=1)) and t.loc["train_s", "interval"] == "2 seeds, no interval"
+    assert "info" not in t.index and t.loc["test_wer", "seeds"] == "0 1"
+
+
 # ---------------------------------------------------------------- the recipe on toy data (no espeak)
 def toy_data(n=10):
     g = torch.Generator().manual_seed(0)
@@ -369,7 +533,6 @@ RECIPE = dict(
         warmup_steps=2,
         weight_decay=0.0,
         grad_clip=5.0,
-        seed=0,
         specaugment=dict(freq_mask=2, n_freq_masks=1, time_mask=4, n_time_masks=1),
     ),
     variants=dict(
@@ -427,7 +590,7 @@ def test_every_variant_trains_and_reports():
 
 def test_ddp_kept_segments_train_against_the_words_aligned_to_them():
     data = toy_data(14)
-    spec = dict(grid.runs(RECIPE)["ddp-segment-0.5"], rescore="trained")
+    spec = dict(grid.runs(RECIPE)["ddp-segment-0.5"], rescore="trained", seed=0)  # train.train adds the run's seed
     v = train.VARIANTS.get("ddp")(spec, 2)
     train_idx = data.index("train")
     hop = data.hop_s
@@ -575,8 +738,16 @@ def test_speech_in_smoke_run(smoke):
         and any(r.startswith("msrs") for r in runs)
     )
     w = t[t.metric == "test_wer"]
-    assert len(w) == len(runs) and w.value.astype(float).between(0, 5).all()
+    assert len(w) == len(runs) and w.value.astype(float).between(0, 5).all() and set(t.seed) == {0}
     for col in ("corpus", "run", "variant", "setting", "metric", "value", "seed", "versions", "wall_s", "peak_rss_mb"):
         assert col in t.columns
+    # one seed: every run's test WER with a bootstrap interval over the test utterances, which the items hold
+    s = pd.read_csv(smoke.results("tables", "speech-summary.csv"))
+    sw = s[s.metric == "test_wer"].set_index("run")
+    assert set(sw.index) == runs and (sw.n_seeds == 1).all() and sw.interval.str.startswith("bootstrap over").all()
+    assert (sw.ci_lo <= sw["mean"] + 1e-12).all() and (sw["mean"] <= sw.ci_hi + 1e-12).all()
+    items = pd.read_csv(smoke.results("speech", "items.csv"))
+    for run, g in items[items.split == "test"].groupby("run"):
+        assert g.word_errors.sum() / g.ref_words.sum() == pytest.approx(float(w[w.run == run].value.iloc[0]))
     for k in ("lrsms", "ddp", "msrs"):
         assert smoke.results("figures", f"speech-{k}.png").stat().st_size > 1000

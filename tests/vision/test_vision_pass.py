@@ -3,13 +3,15 @@
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
 import torch.nn as nn
 
+from compbench import stats
 from compbench.vision import channels as C
-from compbench.vision import images
+from compbench.vision import images, summary
 from compbench.vision import pass_sparsity as PS
 from compbench.vision import pipeline as pass_pipeline
 
@@ -403,6 +405,39 @@ def test_generated_images_have_class_structure():
     assert red_minus_blue[y < 5].mean() > red_minus_blue[y >= 5].mean() + 0.5
 
 
+def test_per_image_correctness_gives_the_accuracy():
+    torch.manual_seed(0)
+    x, y = images.generate(50, 4, 12, seed=0)
+    model = C.build({"kind": "small_resnet", "n_classes": 4, "in_ch": 3, "widths": [4, 8], "blocks": [1, 1]})
+    ok = C.correct(model, x, y, batch_size=7)
+    assert ok.dtype == torch.bool and ok.shape == (50,)
+    assert C.accuracy(model, x, y) == int(ok.sum()) / 50 == pytest.approx((model(x).argmax(-1) == y).float().mean().item())
+
+
+def _items(runs: dict, n=40):
+    return pd.DataFrame(
+        [{"method": m, "target": t, "seed": s, "n": n, "correct": stats.bits(np.arange(n) < k)} for (m, t, s), k in runs.items()]
+    )
+
+
+def test_summary_and_paired_difference_on_hand_made_images():
+    items = _items(
+        {("dense", 1.0, 0): 30, ("pass", 0.5, 0): 24, ("l1_uniform", 0.5, 0): 20, ("pass", 0.5, 1): 26, ("l1_uniform", 0.5, 1): 21}
+    )
+    a = summary.accuracy(items, "pass", 0.5, [0, 1])
+    assert a.mean == pytest.approx(25 / 40) and a.method == "bootstrap over 40 test images (2000 resamples, mean of 2 seeds)"
+    d = summary.difference(items, ("pass", 0.5), ("l1_uniform", 0.5))
+    # every image l1_uniform gets right PASS gets right too: no resample favours l1_uniform
+    assert d.mean == pytest.approx(((24 - 20) + (26 - 21)) / 80) and d.lo >= 0 and d.n_seeds == 2
+    assert summary.difference(items, ("pass", 0.5), ("dense", 1.0)).n_seeds == 1  # the seeds both have
+    table = items.drop(columns=["n", "correct"]).assign(metric="accuracy", value=[30 / 40, 0.6, 0.5, 0.65, 0.525])
+    table = pd.concat([table, table.assign(metric="macs", value=[100.0, 50.0, 49.0, 50.0, 49.0])])
+    t = summary.summary(table, items).set_index(["method", "metric"])
+    assert t.loc[("pass", "accuracy"), "mean"] == pytest.approx(0.625) and t.loc[("pass", "macs"), "interval"] == "2 seeds, no interval"
+    with pytest.raises(ValueError, match="0 rows, expected 1"):
+        summary.correct(items, "pass", 0.5, [0, 5])
+
+
 @pytest.mark.workflow
 def test_pass_workflow_outputs(smoke):
     t = pd.read_csv(smoke.results("tables", "pass.csv"))
@@ -423,3 +458,11 @@ def test_pass_workflow_outputs(smoke):
     assert all(len(k) == len(json.loads(t[t.method != "dense"].widths.iloc[0])) for k in kept)
     assert smoke.results("figures", "pass-accuracy.png").stat().st_size > 1000
     assert smoke.results("figures", "pass-channels.png").stat().st_size > 1000
+    s = pd.read_csv(smoke.results("tables", "pass-summary.csv"))
+    acc = s[s.metric == "accuracy"]
+    assert len(acc) == 1 + len(cfg["methods"]) * len(cfg["flops_targets"]) and (acc.n_seeds == len(cfg.get("seeds", [0]))).all()
+    assert ((acc.ci_lo <= acc["mean"] + 1e-12) & (acc["mean"] <= acc.ci_hi + 1e-12)).all()
+    items = pd.read_csv(smoke.results("vision", "pass", "items.csv"))
+    for _, r in items.iterrows():
+        row = t[(t.method == r.method) & (t.target == r.target) & (t.seed == r.seed) & (t.metric == "accuracy")]
+        assert stats.unbits(r.correct).mean() == pytest.approx(float(row.value.iloc[0]))

@@ -93,6 +93,34 @@ def test_compose_run_names_and_params_do_not_depend_on_order():
 # ------------------------------------------------------------ stale locks and verify (fast)
 
 
+def test_the_report_is_current_until_a_result_a_source_or_the_arguments_change(tmp_path):
+    """run.sh main makes the report only when it is not current (compbench.ops report)."""
+    results, report = tmp_path / "results", tmp_path / "results" / "report.html"
+    for f in ["tables/t.csv", "figures/f.png", "cache/perplexity/k.json"]:
+        (results / f).parent.mkdir(parents=True, exist_ok=True)
+        (results / f).write_text("x")
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "a.smk").write_text("x")
+    old = time.time() - 100
+    for p in [*results.rglob("*"), tmp_path / "rules" / "a.smk"]:
+        os.utime(p, (old, old))
+    args = ["--configfile", "config/smoke.yaml"]
+    assert "does not exist" in ops.report_current(report, args, tmp_path)
+    report.write_text("<html>")
+    assert "no record of the arguments" in ops.report_current(report, args, tmp_path)
+    ops.report_made(report, args)
+    assert ops.report_current(report, args, tmp_path) is None
+    assert "made with other arguments" in ops.report_current(report, [], tmp_path)
+    later = report.stat().st_mtime + 5
+    os.utime(results / "cache/perplexity/k.json", (later, later))  # the result cache is no report input
+    assert ops.report_current(report, args, tmp_path) is None
+    for newer in [results / "tables/t.csv", tmp_path / "rules" / "a.smk"]:
+        os.utime(newer, (later, later))
+        assert ops.report_current(report, args, tmp_path) == f"{newer} is newer than {report}"
+        os.utime(newer, (old, old))
+    assert ops.report_current(report, args, tmp_path) is None
+
+
 def test_lock_state_none_stale_live(tmp_path):
     assert ops.lock_state(tmp_path) == ("none", [])
     locks = tmp_path / ".snakemake" / "locks"
@@ -205,13 +233,14 @@ def nothing_planned(wd, target) -> bool:
     return "Nothing to be done" in out
 
 
-def truncation_story(wd, variant="train-lora"):
+def truncation_story(wd, variant="train-lora", batch="memtrain"):
     """Truncate a weight file inside the directory output results/variants/tiny/<variant> of a
     finished run in ``wd``, check what the guarantee says, and restore the file (bytes and
     time) afterwards, so the run stays as it was. (A copied workdir would not do: the code
-    inputs are absolute paths, so Snakemake would plan everything again in a copy.)"""
+    inputs are absolute paths, so Snakemake would plan everything again in a copy.) The
+    consumer is the perplexity table of the variant's batch (compbench.lines.perplexity_batches)."""
     vdir = f"results/variants/tiny/{variant}"
-    consumer_rel = f"results/eval/tiny/{variant}/perplexity-tiny.csv"
+    consumer_rel = f"results/eval/tiny/perplexity-{batch}-tiny.csv"
     weights = sorted((wd / vdir).glob("*.safetensors"))[0]
     consumer = wd / consumer_rel
     saved, wstat = weights.read_bytes(), weights.stat()
@@ -289,3 +318,18 @@ def test_outputs_are_group_readable(smoke):
     weights = smoke.results("models", "tiny", "model.safetensors")
     assert stat.S_IMODE(weights.stat().st_mode) == 0o666 & ~mask
     assert (smoke.results("models", "tiny") / RECORD).exists()
+
+
+@pytest.mark.workflow
+def test_run_sh_main_with_nothing_to_do_keeps_the_report(smoke):
+    """A run with nothing to do makes no new report (compbench.ops report: one DAG build,
+    not two plus the rendering); the report a first run.sh main made stays as it is."""
+    wd, report = smoke.workdir, smoke.results("report.html")
+    first = run_sh(wd, "main", "--configfile", "config/smoke.yaml")
+    assert first.returncode == 0, first.stderr[-3000:]
+    made = report.stat().st_mtime_ns
+    second = run_sh(wd, "main", "--configfile", "config/smoke.yaml")
+    assert second.returncode == 0 and "Nothing to be done" in second.stdout + second.stderr, second.stderr[-3000:]
+    assert "report: results/report.html is up to date" in second.stderr
+    assert report.stat().st_mtime_ns == made
+    assert "perplexity.csv" in report.read_text(errors="replace")

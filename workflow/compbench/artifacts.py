@@ -250,3 +250,35 @@ def load_tensors(path: str | os.PathLike, device: str = "cpu") -> dict:
         return load_file(str(path), device=device)
     except (SafetensorError, OSError, ValueError) as e:
         raise CorruptArtifact(f"{path}: not a readable safetensors file ({e})") from e
+
+
+def load_arrays(path: str | os.PathLike) -> dict:
+    """:func:`load_tensors` as numpy arrays, without importing torch (figure and table
+    jobs start without it). Checked against the provenance record like every reader."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    if not Path(path).exists():
+        raise FileNotFoundError(f"{path}: artifact missing")
+    check_record(path)
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CorruptArtifact(f"{path}: not a readable safetensors file ({e})") from e
+
+
+def content_id(path: str | os.PathLike) -> str:
+    """One SHA-256 for an artifact's content: of its provenance record's file list (the
+    SHA-256 and size of every file; the record's write time left out), or, for a file or
+    directory without a record (a user's own model), of its files read now."""
+    path = Path(path)
+    rec = record_path(path)
+    files = None
+    if rec.is_file():
+        try:
+            files = json.loads(rec.read_text())["files"]
+        except (OSError, ValueError, KeyError, TypeError):
+            files = None
+    if files is None:
+        files = _describe_dir(path)["files"] if path.is_dir() else {path.name: _describe_file(path)}
+    return hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()

@@ -239,7 +239,9 @@ def check(config: dict) -> None:
             f"tiny_model.hidden_size={tm['hidden_size']} must be divisible by tiny_model.num_heads={tm['num_heads']}; "
             f"allowed num_heads: {', '.join(str(h) for h in range(1, tm['hidden_size'] + 1) if tm['hidden_size'] % h == 0)}"
         )
-    for ds in ("tiny", "natural"):
+    from compbench.lines import CORPUS_DATASETS
+
+    for ds in CORPUS_DATASETS:
         if ds in config.get("evaluation", {}).get("perplexity", {}).get("datasets", []) and "corpus" not in config:
             raise ConfigError(f"evaluation.perplexity.datasets contains {ds!r}, which needs the `corpus` section")
     for name, cls in resources.items():

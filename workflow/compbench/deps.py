@@ -152,3 +152,26 @@ def cycles() -> list[list[str]]:
         if v not in index:
             visit(v)
     return out
+
+
+def startup_imports(script: str) -> list[str]:
+    """The import statements a script runs when it starts, as source lines: those at
+    module level, also inside ``with`` / ``if`` / ``try`` / loops, never inside a
+    function or class (those run only when called). What a job pays before it works
+    (``workflow/benchmarks/profile_jobs.py``, ``tests/core/test_startup.py``)."""
+    out: list[str] = []
+
+    def walk(body) -> None:
+        for node in body:
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                out.append(ast.unparse(node))
+            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                continue
+            else:
+                for name in ("body", "orelse", "finalbody"):
+                    walk(getattr(node, name, []) or [])
+                for handler in getattr(node, "handlers", []) or []:
+                    walk(handler.body)
+
+    walk(ast.parse(Path(script).read_text()).body)
+    return out

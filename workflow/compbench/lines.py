@@ -21,6 +21,7 @@ when it meets one of its variants.
 from __future__ import annotations
 
 import importlib
+import re
 from dataclasses import dataclass, field
 
 from compbench import sources
@@ -109,6 +110,16 @@ def variant_line(config: dict, model: str, variant: str) -> Line | None:
     return None
 
 
+# Perplexity data sets read from the workflow's own corpus (its test split), not from a hub.
+CORPUS_DATASETS = ("tiny", "natural")
+
+
+def corpus_sources(config: dict, dataset: str) -> list[str]:
+    """The corpus sources a perplexity evaluation on ``dataset`` reads (its params): the
+    config's corpus sources for a corpus data set, none for a hub data set."""
+    return list(config["corpus"]["sources"]) if dataset in CORPUS_DATASETS else []
+
+
 def evaluation_settings(config: dict, dataset: str | None = None) -> dict:
     """The keys of evaluation.perplexity an evaluation on ``dataset`` reads (None: any
     data set, e.g. a training job's test perplexity on its own text): a job's params
@@ -121,13 +132,64 @@ def evaluation_settings(config: dict, dataset: str | None = None) -> dict:
     return out
 
 
+def perplexity_batches(config: dict, model: str) -> dict[str, dict[str, str]]:
+    """The perplexity jobs of a model: batch name -> {variant: directory}, one batch per
+    data set each (rule ``perplexity``). The dense model is batch ``dense``; every other
+    variant is in the batch of the line that adds it (:func:`variant_line`), named like
+    the line, or ``<line>-<i>`` (i = 1, 2, ...) when the line has more variants than
+    ``evaluation.perplexity.variants_per_job``. One job evaluates its batch's variants one
+    after the other and pays the start-up (imports, model code) once; a content-addressed
+    cache (:mod:`compbench.resultcache`) keeps a variant whose inputs, settings and code
+    did not change from being recomputed when its batch reruns."""
+    per_job = config["evaluation"]["perplexity"].get("variants_per_job")
+    out: dict[str, dict[str, str]] = {}
+    seen = {"dense": sources.model_dir(config, model)}
+    by_line: dict[str, dict[str, str]] = {"dense": dict(seen)}
+    for line in active(config):  # as variants() and variant_line(): the first line claiming a variant holds it
+        fn = getattr(line.grid, "variants", None)
+        for name, path in (fn(config, model) if fn is not None else {}).items():
+            if name in seen:
+                if seen[name] != path:
+                    raise ValueError(f"variant {name!r} of model {model!r} is claimed by two lines")
+                continue
+            seen[name] = path
+            by_line.setdefault(line.name, {})[name] = path
+    for group, members in by_line.items():
+        names = list(members)
+        if not per_job or len(names) <= per_job:
+            out[group] = members
+            continue
+        for i in range(0, len(names), per_job):
+            out[f"{group}-{i // per_job + 1}"] = {n: members[n] for n in names[i : i + per_job]}
+    return out
+
+
+def perplexity_batch(config: dict, model: str, batch: str) -> dict[str, str]:
+    """The variants (name -> directory) of one perplexity batch; an unknown batch fails naming the known ones."""
+    batches = perplexity_batches(config, model)
+    if batch not in batches:
+        raise ValueError(f"unknown perplexity batch {batch!r} of model {model!r}; allowed: {', '.join(batches)}")
+    return batches[batch]
+
+
+def perplexity_batch_line(batch: str) -> Line | None:
+    """The line whose variants a perplexity batch holds (None: the dense model's batch)."""
+    return LINES.get(re.sub(r"-\d+$", "", batch))
+
+
 def perplexity_outputs(config: dict, model: str | None = None, names=None) -> list[str]:
-    """Perplexity files of the given variants (default: every variant) of a model (default: every model)."""
+    """The perplexity tables holding the given variants (default: every variant) of a model
+    (default: every model), on every data set: one table per batch (:func:`perplexity_batches`),
+    one row per (variant, metric). A table may hold more variants than asked for: select
+    rows by ``variant``."""
     out = []
     for m in [model] if model else list(config.get("models", {})):
-        for v in names if names is not None else variants(config, m):
-            for d in config["evaluation"]["perplexity"]["datasets"]:
-                out.append(f"{RESULTS}/eval/{m}/{v}/perplexity-{d}.csv")
+        batches = perplexity_batches(config, m)
+        wanted = set(names) if names is not None else None
+        for b, members in batches.items():
+            if wanted is None or wanted & set(members):
+                for d in config["evaluation"]["perplexity"]["datasets"]:
+                    out.append(f"{RESULTS}/eval/{m}/perplexity-{b}-{d}.csv")
     return out
 
 

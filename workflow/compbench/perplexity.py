@@ -11,6 +11,7 @@ which is the same number because every window predicts ``seq_len - 1`` tokens.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import torch
 from tqdm import tqdm
@@ -90,3 +91,103 @@ def evaluate(
         count += batch[:, 1:].numel()
     nll = total / count
     return {"perplexity": math.exp(nll), "nll": nll, "windows": n, "tokens": count, "seq_len": seq_len}
+
+
+# ---------------------------------------------------------------- rule perplexity: one variant, a batch
+METRICS = ("perplexity", "nll")
+COUNTS = ("windows", "tokens", "seq_len")
+
+
+def dataset_text(dataset: str, sources, corpus_dir, c4_documents=None) -> str:
+    return DATASETS.get(dataset)({"sources": sources, "n_documents": c4_documents}, corpus_dir)
+
+
+def variant_rows(
+    path, dataset: str, spec: dict, evaluation: dict, sources, corpus_dir, device, ids_cache: dict | None = None
+) -> list[dict]:
+    """One variant's evaluation, as the per-variant job always did it: load the variant,
+    tokenise the data set with its tokenizer, :func:`evaluate`; the tidy rows (one per
+    metric, without ``model`` / ``variant``) with provenance. ``ids_cache`` (tokenizer
+    directory, data set) -> token ids lets a batch tokenise once; the numbers are the same."""
+    from compbench import provenance, tokenizer, variants
+
+    dtype = getattr(torch, spec.get("dtype", "float32"))
+    device = torch.device(device)
+    with provenance.measure(device) as run:
+        model, tok_dir = variants.load(path, device=device, dtype=dtype)
+        key = (str(Path(tok_dir).resolve()), dataset)
+        ids = ids_cache.get(key) if ids_cache is not None else None
+        if ids is None:
+            tok = tokenizer.load(tok_dir)
+            ids = tokenizer.encode_stream(tok, dataset_text(dataset, sources, corpus_dir, evaluation.get("c4_documents")))
+            if ids_cache is not None:
+                ids_cache[key] = ids
+        seq_len = model.config.max_position_embeddings
+        if spec.get("max_seq_len"):
+            seq_len = min(seq_len, spec["max_seq_len"])
+        res = evaluate(model, ids, seq_len, evaluation["batch_size"], device, evaluation.get("max_windows"))
+        del model
+    rec = provenance.stamp({"model": spec, "evaluation": evaluation}, None, run)
+    rec["tokens_per_s"] = res["tokens"] / max(rec["wall_s"], 1e-9)
+    extra = {k: int(res[k]) for k in COUNTS}
+    return [{"dataset": dataset, "metric": m, "value": float(res[m]), **rec, **extra} for m in METRICS]
+
+
+def cache_parts(path, dataset: str, spec: dict, evaluation: dict, sources, text_files, code_files, device) -> dict:
+    """What a variant's perplexity depends on (the cache key, :mod:`compbench.resultcache`):
+    its content and its base model's (provenance records), the data set and its text files,
+    the settings, the device type, the code (files' bytes) and the library versions."""
+    from compbench import provenance, resultcache, variants
+
+    m = variants.manifest(path)
+    versions = provenance.versions()
+    return {
+        "what": "perplexity",
+        "variant": resultcache.artifact_id(path),
+        "base": resultcache.artifact_id(m["base"]) if "base" in m else None,
+        "dataset": dataset,
+        "text": {Path(f).name + f"@{i}": resultcache.artifact_id(f) for i, f in enumerate(text_files)},
+        "settings": {"spec": spec, "evaluation": evaluation, "sources": list(sources)},
+        "device": torch.device(device).type,
+        "code": resultcache.files_id(code_files, Path(__file__).resolve().parents[1]),
+        "versions": {k: v for k, v in versions.items() if k != "snakemake"},
+    }
+
+
+def evaluate_batch(
+    model_name: str,
+    members: dict,
+    dataset: str,
+    spec: dict,
+    evaluation: dict,
+    sources,
+    corpus_dir,
+    device,
+    cache=None,
+    text_files=(),
+    code_files=(),
+    log=None,
+) -> list[dict]:
+    """Rule ``perplexity``: every variant of ``members`` (name -> directory) in turn, the
+    rows of all in order. With a :class:`compbench.resultcache.ResultCache`, a variant
+    whose key is stored is read back instead of evaluated (``log`` says which)."""
+    rows, ids_cache = [], {}
+    for name, path in members.items():
+        parts = key = None
+        got = None
+        if cache is not None:
+            parts = cache_parts(path, dataset, spec, evaluation, sources, text_files, code_files, device)
+            key = cache.key(parts)
+            got = cache.get(key)
+        if got is None:
+            got = variant_rows(path, dataset, spec, evaluation, sources, corpus_dir, device, ids_cache)
+            if cache is not None:
+                cache.put(key, parts, got)
+            how = "evaluated"
+        else:
+            how = "from cache"
+        if log is not None:
+            ppl = next(r["value"] for r in got if r["metric"] == "perplexity")
+            log.info("%s/%s on %s: %s, perplexity %.6g%s", model_name, name, dataset, how, ppl, f" (key {key[:12]})" if key else "")
+        rows += [{"model": model_name, "variant": name, **r} for r in got]
+    return rows

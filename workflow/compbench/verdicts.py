@@ -9,8 +9,9 @@ tables (``read(path) -> DataFrame``). The verdict word is never written by hand:
 it is :func:`verdict` of the outcome's difference, oriented so that a positive
 difference supports the claim.
 
-Issue 22 will add seeds: a claim then passes a confidence interval of its
-difference, and :func:`verdict` says "within noise" when the interval covers 0.
+A claim passes a 95 % interval of its difference where the run gives one
+(:mod:`compbench.stats`: t over >= 3 seeds, else a paired bootstrap over the test
+items), and :func:`verdict` says "within noise" when the interval covers 0.
 Without an interval the verdict is the sign of the difference, and the front page
 says that no interval was computed.
 """
@@ -34,7 +35,7 @@ WORDS = (HOLDS, FAILS, NOISE, UNTESTABLE)
 def verdict(diff: float | None, interval: tuple[float, float] | None = None, strict: bool = True) -> str:
     """The verdict on a claim from its oriented difference (> 0: the claim's direction).
 
-    ``interval`` is a confidence interval (lo, hi) of that difference (issue 22):
+    ``interval`` is a 95 % interval (lo, hi) of that difference (compbench.stats):
     above 0 -> holds, below 0 -> does not hold, covering 0 -> within noise.
     Without one, the sign decides; ``strict=False`` counts a difference of exactly
     0 as holding (claims of parity, "on par or better"). ``None`` or NaN: the run
@@ -59,9 +60,10 @@ class Outcome:
 
     numbers: str  # this run's number(s), as printed on the front page
     diff: float | None  # oriented difference (> 0 supports the claim); None: not testable
-    interval: tuple[float, float] | None = None  # a confidence interval of diff (issue 22)
+    interval: tuple[float, float] | None = None  # a 95 % interval of diff (compbench.stats)
     strict: bool = True  # False: a difference of exactly 0 holds (parity claims)
     why: str = ""  # for "not testable here": what the run lacks
+    how: str = ""  # how the interval was computed (e.g. "t over 3 seeds")
 
     @property
     def verdict(self) -> str:
@@ -74,7 +76,7 @@ class Outcome:
         if self.interval is None:
             return "one run, no interval"
         lo, hi = self.interval
-        return f"interval [{lo:.3g}, {hi:.3g}]"
+        return f"interval [{lo:.3g}, {hi:.3g}]" + (f", {self.how}" if self.how else "")
 
 
 def untestable(why: str) -> Outcome:
@@ -129,6 +131,7 @@ def evaluate(claims: list[Claim], read: Callable) -> list[dict]:
                 "difference": o.diff,
                 "interval_lo": o.interval[0] if o.interval else None,
                 "interval_hi": o.interval[1] if o.interval else None,
+                "interval_method": o.how if o.interval else "",
                 "noise": o.noise,
                 "verdict": o.verdict,
                 "link": c.link,
@@ -161,10 +164,11 @@ def front_page(rows: list[dict], meta: dict) -> str:
         "",
         "Each paper claim of this config's research lines, the paper's own number for it, this run's numbers and "
         "the verdict computed from the result tables by the rule ``verdicts`` (never written by hand; also "
-        "``results/tables/verdicts.csv``). *holds* / *does not hold* is the sign of this run's difference in the "
-        "claim's direction; with one run there is no interval, so a small difference either way is not evidence "
-        "(*within noise* appears once seeds give an interval). *not testable here*: the config does not run "
-        "what the claim needs.",
+        "``results/tables/verdicts.csv``). Where the run gives a 95 % interval of the difference in the claim's "
+        "direction (t over >= 3 seeds, else a paired bootstrap over the test items; the noise column says which), "
+        "*holds* means the interval lies above 0, *does not hold* below 0, *within noise* that it covers 0. "
+        "Without an interval (one seed, no per-item results) the verdict is the sign of the difference, and a small "
+        "difference either way is not evidence. *not testable here*: the config does not run what the claim needs.",
         "",
         ".. list-table::",
         "   :header-rows: 1",

@@ -6,5 +6,5 @@ from compbench.vision import plots as vision_plots
 
 with runlog.to_file(snakemake.log[0]):
     t = read_table(snakemake.input.table)
-    figures.save(vision_plots.pass_accuracy(t), snakemake.output.accuracy)
+    figures.save(vision_plots.pass_accuracy(t, read_table(snakemake.input.summary)), snakemake.output.accuracy)
     figures.save(vision_plots.pass_channels(t), snakemake.output.channels)

@@ -1,7 +1,7 @@
 """Figures of the spectra stage: per-block alpha by xmin rule, and fitted ESDs."""
 
 from compbench import figures, runlog
-from compbench.artifacts import load_tensors, read_table
+from compbench.artifacts import load_arrays, read_table
 from compbench.spectra import plots as spectra_plots
 
 with runlog.to_file(snakemake.log[0]):
@@ -13,6 +13,6 @@ with runlog.to_file(snakemake.log[0]):
         spectra_plots.block_alpha(blocks, cfg["rules"], f"{model}: per-block power-law alpha by xmin rule"), snakemake.output.alpha
     )
     names = spectra_plots.pick_examples(matrices, cfg["default_rule"], cfg["esd_examples"])
-    eigs = load_tensors(snakemake.input.eigenvalues)
+    eigs = load_arrays(snakemake.input.eigenvalues)
     title = f"{model}: ESDs with the lowest to highest alpha ({cfg['default_rule']} rule)"
     figures.save(spectra_plots.esd_examples(matrices, eigs, names, cfg["rules"], cfg["default_rule"], title), snakemake.output.esd)

@@ -5,8 +5,8 @@ from compbench.artifacts import read_table
 from compbench.speech import plots
 
 with runlog.to_file(snakemake.log[0]) as log:
-    table = read_table(snakemake.input.table)
-    figures.save(plots.lrsms(table), snakemake.output.lrsms)
-    figures.save(plots.ddp(table), snakemake.output.ddp)
+    table, summary = read_table(snakemake.input.table), read_table(snakemake.input.summary)
+    figures.save(plots.lrsms(table, summary), snakemake.output.lrsms)
+    figures.save(plots.ddp(table, summary), snakemake.output.ddp)
     figures.save(plots.msrs([read_table(p) for p in snakemake.input.curves], table), snakemake.output.msrs)
     log.info("speech figures from %d runs", table.run.nunique())

@@ -1,5 +1,5 @@
-"""Rule fusion_evaluate: every method's models (MoE fusion merged at each preference, task
-arithmetic grid, interpolation, single-task models) evaluated on every task."""
+"""Rule fusion_evaluate: every method's models of one seed (MoE fusion merged at each preference, task
+arithmetic grid, interpolation, single-task models) evaluated on every task, with every item's correctness."""
 
 import pandas as pd
 from transformers import AutoTokenizer
@@ -22,5 +22,5 @@ with runlog.to_file(snakemake.log[0]) as log:
     router.load_state_dict(meta)
     with provenance.measure(device) as run:
         rows = fusion.sweep(model, taus, router, tasks, cfg, log)
-    stamp = provenance.stamp({"fusion": cfg}, cfg["seed"], run)
+    stamp = provenance.stamp({"fusion": cfg}, snakemake.params.seed, run)
     write_table(snakemake.output[0], pd.DataFrame(rows).assign(model=snakemake.wildcards.model, **stamp))

@@ -1,4 +1,4 @@
-"""Rule fusion_finetune: fine-tune the model on one task; store its task vector τ = θ_t − θ_0."""
+"""Rule fusion_finetune: fine-tune the model on one task with one seed; store its task vector τ = θ_t − θ_0."""
 
 import pandas as pd
 from transformers import AutoTokenizer

@@ -1,4 +1,4 @@
-"""Rule fusion_router: upscale the MLPs to MoE modules and train the preference router."""
+"""Rule fusion_router: upscale the MLPs to MoE modules and train the preference router (one seed)."""
 
 import pandas as pd
 from transformers import AutoTokenizer

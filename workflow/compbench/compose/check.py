@@ -7,24 +7,28 @@ from compbench.config import ConfigError, check_decimals, check_seq_len
 
 def check(config: dict) -> None:
     c = config["compose"]
-    from compbench.compose.pipeline import resolve
+    from compbench.compose.interventions.catalogue import catalogue  # torch-free: this runs at every DAG build
 
+    known = catalogue()
+    allowed = ", ".join(sorted(known))
     ivs = c["interventions"]
     cats = {}
     for iid, spec in ivs.items():
         if "__" in iid or not iid.replace("-", "").replace("_", "").replace(".", "").isalnum():
             raise ConfigError(f"compose.interventions: id {iid!r} must be letters, digits, '-', '_' or '.', without '__'")
-        try:
-            step = resolve(iid, ivs)
-        except (KeyError, ValueError) as e:
-            raise ConfigError(f"compose.interventions.{iid}: {e.args[0]}") from None
-        unknown = sorted(set(step.params) - set(step.intervention.params_allowed()))
+        method = spec.get("method")
+        if method is None:
+            raise ConfigError(f"compose.interventions.{iid}: compose.interventions.{iid} names no method; allowed: {allowed}")
+        if method not in known:
+            raise ConfigError(f"compose.interventions.{iid}: unknown intervention {method!r}; allowed: {allowed}")
+        entry = known[method]
+        unknown = sorted(set(spec) - {"method"} - set(entry.params))
         if unknown:
             raise ConfigError(
                 f"compose.interventions.{iid}: unknown setting(s) {unknown} of method {spec['method']!r}; "
-                f"allowed: {', '.join(step.intervention.params_allowed())}"
+                f"allowed: {', '.join(entry.params)}"
             )
-        cats[iid] = step.category
+        cats[iid] = entry.category
     if len(set(cats.values())) < 2:
         raise ConfigError(
             f"compose.interventions: the ids {list(ivs)} are all of category {set(cats.values())}; "

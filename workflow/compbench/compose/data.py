@@ -5,6 +5,9 @@ from one of two sources behind one interface (registry :data:`SOURCES`):
   tiny model learned in pretraining (:mod:`compbench.knowledge`), its edits,
   locality probes, hazardous-topic forget set and both multiple-choice tests;
   retain texts are the pretraining corpus's general text.
+* ``facts`` (a real pretrained model, offline): well-known real-world facts that
+  the dense model demonstrably knows (:mod:`compbench.compose.facts`, checked on
+  the model in this job), chemistry as the unlearning topic; retain texts as ``world``.
 * ``hf`` (real runs): zsRE or CounterFact edits, WMDP multiple choice with its
   forget / retain corpora, and MMLU as the utility test, by Hugging Face id or
   local path (JSON / JSONL), each named in the config. A source that cannot be
@@ -30,6 +33,11 @@ def _mcq(world: World, fact, template: int, rng: random.Random, k: int = 4) -> M
     choices = wrong + [fact.value]
     rng.shuffle(choices)
     return MCQ(prompt_of(templates[template % len(templates)], fact.subject), tuple(choices), choices.index(fact.value))
+
+
+def needs_model(spec: dict) -> bool:
+    """Whether the source reads the model (the rule then makes the model an input)."""
+    return getattr(SOURCES.get(spec["source"]), "needs_model", False)
 
 
 def world_study(world: World, n_edits: int, n_locality: int, seed: int = 0) -> dict:
@@ -102,13 +110,18 @@ def general_text(corpus_dir, sources: list[str], n: int, seed: int) -> list[str]
 
 
 @SOURCES.register("world")
-def from_world(spec: dict, corpus_dir=None, corpus_sources=(), knowledge=None) -> StudyData:
+def from_world(spec: dict, corpus_dir=None, corpus_sources=(), knowledge=None, model_dir=None, device="cpu") -> StudyData:
     """The generated knowledge world with the options it was pretrained with (``knowledge``: corpus.knowledge)."""
     k = knowledge or {}
     world = World(k.get("people", 48), k.get("agents", 24), k.get("seed", 0))
     d = world_study(world, spec["edits"], spec["locality"], spec.get("seed", 0))
+    return _with_retain(d, spec, "world", corpus_dir, corpus_sources)
+
+
+def _with_retain(d: dict, spec: dict, source: str, corpus_dir, corpus_sources, knowledge=()) -> StudyData:
+    """A study (edits, probes, forget set and tests) plus the corpus's general text as its retain set."""
     if corpus_dir is None:
-        raise ValueError("composability data source 'world' needs the corpus directory (retain set)")
+        raise ValueError(f"composability data source {source!r} needs the corpus directory (retain set)")
     retain = general_text(corpus_dir, list(corpus_sources), spec["retain"], spec.get("seed", 0))
     return StudyData(
         edits=d["edits"],
@@ -117,6 +130,7 @@ def from_world(spec: dict, corpus_dir=None, corpus_sources=(), knowledge=None) -
         retain_texts=retain,
         forget_mcq=d["forget_mcq"],
         utility_mcq=d["utility_mcq"],
+        knowledge=list(knowledge),
     )
 
 
@@ -197,7 +211,7 @@ def texts(rows: list[dict], n: int, field: str = "text") -> list[str]:
 
 
 @SOURCES.register("hf")
-def from_hf(spec: dict, corpus_dir=None, corpus_sources=(), knowledge=None) -> StudyData:
+def from_hf(spec: dict, corpus_dir=None, corpus_sources=(), knowledge=None, model_dir=None, device="cpu") -> StudyData:
     fmt = spec.get("edit_format", "zsre")
     if fmt not in EDIT_FORMATS:
         raise ValueError(f"compose.data.edit_format={fmt!r}; allowed: {', '.join(EDIT_FORMATS)}")
@@ -212,5 +226,27 @@ def from_hf(spec: dict, corpus_dir=None, corpus_sources=(), knowledge=None) -> S
     )
 
 
-def build(spec: dict, corpus_dir=None, corpus_sources=(), knowledge=None) -> StudyData:
-    return SOURCES.get(spec["source"])(spec, corpus_dir=corpus_dir, corpus_sources=corpus_sources, knowledge=knowledge)
+@SOURCES.register("facts")
+def from_facts(spec: dict, corpus_dir=None, corpus_sources=(), knowledge=None, model_dir=None, device="cpu") -> StudyData:
+    """Real-world facts the dense model at ``model_dir`` knows (compbench.compose.facts)."""
+    from compbench import variants
+    from compbench.compose import facts
+    from compbench.tokenizer import load as load_tokenizer
+
+    if model_dir is None:
+        raise ValueError("composability data source 'facts' checks what the model knows: it needs the model directory")
+    model, tok_dir = variants.load(model_dir, device=device)
+    model.eval()
+    check = facts.knowledge_check(model, load_tokenizer(tok_dir), device, spec.get("seed", 0))
+    known = [(r["relation"], r["subject"], r["value"]) for r in check if r["known"]]
+    d = facts.study(known, spec["edits"], spec["locality"], spec.get("seed", 0))
+    return _with_retain(d, spec, "facts", corpus_dir, corpus_sources, knowledge=check)
+
+
+from_facts.needs_model = True
+
+
+def build(spec: dict, corpus_dir=None, corpus_sources=(), knowledge=None, model_dir=None, device="cpu") -> StudyData:
+    return SOURCES.get(spec["source"])(
+        spec, corpus_dir=corpus_dir, corpus_sources=corpus_sources, knowledge=knowledge, model_dir=model_dir, device=device
+    )

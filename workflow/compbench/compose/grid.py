@@ -4,26 +4,33 @@ Runs: ``none`` (the unchanged model), each intervention alone, and every pair of
 ids from different categories (once, named ``<a>__<b>`` with a < b in sorted order,
 so reordering ``compose.interventions`` renames and reruns nothing; each pair job runs
 both orders), plus the edit × pruning-sparsity sweep ``<edit>__<compressor>-s<sparsity>``.
-Importing this module is torch-free; the categories come from the intervention
-registry, which is imported (with torch) on first use.
+Torch-free, also in use: the interventions' categories and modules come from their
+source (:mod:`compbench.compose.interventions.catalogue`), not from the registry.
 """
 
 from __future__ import annotations
 
 import re
-import sys
 
 from compbench import lines
+from compbench.compose.interventions.catalogue import catalogue
 
 RUN_WILDCARD = r"[A-Za-z0-9_.\-]+"
 
 
-def categories(config: dict) -> dict[str, str]:
-    """Intervention id -> category (edit / compress / unlearn), from the registry."""
-    from compbench.compose.pipeline import resolve
+SWEEP = re.compile(r"^(?P<base>.+)-s(?P<sparsity>0\.\d+)$")  # as compose.pipeline.SWEEP
 
+
+def method(config: dict, iid: str) -> str:
+    """The method an intervention id stands for (``<id>-s<sparsity>``: ``<id>``'s)."""
     ivs = config["compose"]["interventions"]
-    return {i: resolve(i, ivs).category for i in ivs}
+    m = SWEEP.match(iid)
+    return ivs[iid if iid in ivs or not m else m["base"]]["method"]
+
+
+def categories(config: dict) -> dict[str, str]:
+    """Intervention id -> category (edit / compress / unlearn)."""
+    return {i: catalogue()[method(config, i)].category for i in config["compose"]["interventions"]}
 
 
 def pairs(config: dict) -> list[str]:
@@ -50,6 +57,13 @@ def run_interventions(config: dict, run: str) -> dict:
     return {i: ivs[i] for i in sorted(used) if i in ivs}
 
 
+def data_needs_model(config: dict) -> bool:
+    """Whether the study's data source reads the model (``facts`` checks what it knows)."""
+    from compbench.compose.data import needs_model
+
+    return needs_model(config["compose"]["data"])
+
+
 def calib_name(config: dict) -> str:
     c = config["compose"]["calibration"]
     return f"{c['source']}_{c['n_samples']}x{c['seq_len']}_s{c['seed']}"
@@ -60,18 +74,17 @@ def memit_entries(config: dict) -> dict:
     return {i: s for i, s in config["compose"]["interventions"].items() if s["method"] == "memit"}
 
 
-def uses_memit(config: dict, run: str) -> bool:
-    from compbench.compose.pipeline import sequence_steps
+def _ids(run: str) -> list[str]:
+    return [] if run == "none" else run.split("__")
 
-    return any(s.intervention.name == "memit" for s in sequence_steps(run, config["compose"]["interventions"]))
+
+def uses_memit(config: dict, run: str) -> bool:
+    return any(method(config, i) == "memit" for i in _ids(run))
 
 
 def run_modules(config: dict, run: str) -> list[str]:
     """The intervention modules a run uses (its code inputs narrow to these)."""
-    from compbench.compose.pipeline import sequence_steps
-
-    steps = sequence_steps(run, config["compose"]["interventions"])
-    return sorted({sys.modules[s.intervention.fn.__module__].__name__ for s in steps})
+    return sorted({catalogue()[method(config, i)].module for i in _ids(run)})
 
 
 def targets(config: dict) -> list[str]:

@@ -122,16 +122,20 @@ def finetune(model, data: TaskData, steps: int, batch_size: int, lr: float, seed
 
 
 @torch.no_grad()
-def evaluate(model, data: TaskData, batch_size: int = 256) -> dict:
+def evaluate(model, data: TaskData, batch_size: int = 256, items: bool = False) -> dict:
+    """Accuracy and mean loss on a task; ``items``: also ``correct``, every item's correctness
+    (bool tensor, the per-item results of the intervals)."""
     model.eval()
-    correct, loss = 0, 0.0
+    ok, loss = [], 0.0
     for b in range(0, len(data), batch_size):
         idx = torch.arange(b, min(b + batch_size, len(data)), device=data.y.device)
         ids, att, last, y = data.batch(idx)
         z = class_logits(model, ids, att, last, data.labels)
-        correct += int((z.argmax(-1) == y).sum())
+        ok.append((z.argmax(-1) == y).cpu())
         loss += float(F.cross_entropy(z, y, reduction="sum"))
-    return {"accuracy": correct / len(data), "loss": loss / len(data)}
+    ok = torch.cat(ok)
+    out = {"accuracy": int(ok.sum()) / len(data), "loss": loss / len(data)}
+    return {**out, "correct": ok} if items else out
 
 
 def mlp_modules(model) -> list[str]:
@@ -279,17 +283,20 @@ def _eval_state(model, state: dict, tasks: list[TaskData], batch_size: int) -> l
         params = dict(model.named_parameters())
         for n, v in state.items():
             params[n].copy_(v)
-    return [evaluate(model, d, batch_size) for d in tasks]
+    return [evaluate(model, d, batch_size, items=True) for d in tasks]
 
 
 def sweep(model, taus: list[dict], router: Router, tasks: list[TaskData], cfg: dict, log=None) -> list[dict]:
     """Evaluate every method's models on every task: MoE fusion at each preference of the sweep
     (merged to plain weights), task arithmetic on the λ grid, linear interpolation, single-task models.
-    Rows: method, setting, coef (JSON), task, metric, value."""
+    Rows: method, setting, coef (JSON), task, metric, value; accuracy rows also ``correct``, every
+    test item's correctness ('b' and one 0/1 per item, compbench.stats.bits)."""
     import itertools
     import json
 
     from tqdm import tqdm
+
+    from compbench import stats
 
     device = next(model.parameters()).device
     base = {n: p.detach().clone() for n, p in model.named_parameters() if n in taus[0]}
@@ -316,9 +323,18 @@ def sweep(model, taus: list[dict], router: Router, tasks: list[TaskData], cfg: d
     rows = []
     for method, setting, coef, state in tqdm(todo, desc="evaluate", mininterval=5):
         for d, res in zip(tasks, _eval_state(model, state, tasks, bs)):
+            ok = stats.bits(res.pop("correct").numpy())
             for metric, value in res.items():
                 rows.append(
-                    {"method": method, "setting": setting, "coef": json.dumps(coef), "task": d.name, "metric": metric, "value": value}
+                    {
+                        "method": method,
+                        "setting": setting,
+                        "coef": json.dumps(coef),
+                        "task": d.name,
+                        "metric": metric,
+                        "value": value,
+                        "correct": ok if metric == "accuracy" else "",
+                    }
                 )
         if log:
             log.info("%s %s: %s", method, setting, [round(r["value"], 4) for r in rows[-2 * len(tasks) :] if r["metric"] == "accuracy"])

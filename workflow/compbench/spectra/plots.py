@@ -1,13 +1,17 @@
-"""Figures of the spectra stage: per-block alpha, and fitted ESDs of a few matrices."""
+"""Figures of the spectra stage: per-block alpha, and fitted ESDs of a few matrices.
+
+Torch-free (the figure job starts without torch): eigenvalues come as numpy arrays
+(:func:`compbench.artifacts.load_arrays`), the peak window is :func:`peak_window`'s
+numpy version of :func:`compbench.spectra.esd.peak_window`."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import torch
 
 from compbench.figures import plt
-from compbench.spectra.esd import peak_window
+
+PEAK_BINS = 100  # compbench.spectra.esd.PEAK_BINS (tests/spectra/test_spectra.py compares both)
 
 RULE_STYLE = {
     "full": dict(color="C0", marker="o", label="full scan (WeightWatcher alpha)"),
@@ -41,6 +45,18 @@ def pick_examples(matrices: pd.DataFrame, rule: str, k: int) -> list[str]:
     return m["module"].iloc[pos].tolist()
 
 
+def peak_window(lam: np.ndarray) -> tuple[float, float, float]:
+    """(peak p, log10(0.95·p), 1.5·p): the ``xmin_peak`` window of
+    :func:`compbench.spectra.esd.peak_window` (100 bins of log10 λ over [min, max],
+    first fullest bin, p = 10^its left edge), in numpy float32 like the reference's
+    ``torch.histc``. For the figure's shading only; the fit uses the torch version."""
+    h = np.log10(np.asarray(lam, dtype=np.float32))
+    lo, hi = float(h.min()), float(h.max())
+    counts, edges = np.histogram(h, bins=PEAK_BINS, range=(lo, hi) if hi > lo else (lo, lo + 1e-6))
+    peak = 10 ** float(np.float32(edges[int(np.argmax(counts))]))
+    return peak, float(np.log10(0.95 * peak)), 1.5 * peak
+
+
 def esd_examples(matrices: pd.DataFrame, eigs: dict, names: list[str], rules, default_rule: str, title: str):
     """For each matrix: the ESD (histogram of log10 λ, with the peak window) and the
     empirical CCDF on log-log axes with each rule's fitted power law above its xmin:
@@ -55,7 +71,7 @@ def esd_examples(matrices: pd.DataFrame, eigs: dict, names: list[str], rules, de
         row = rows.loc[name]
         top, bot = axes[0, c], axes[1, c]
         top.hist(np.log10(lam), bins=100, color="0.6")
-        peak, _, upper = peak_window(torch.tensor(lam, dtype=torch.float32))
+        peak, _, upper = peak_window(lam)
         top.axvspan(np.log10(0.95 * peak), np.log10(upper), color="C3", alpha=0.15, label="0.95-1.5 x peak")
         top.set_xlabel("log10 eigenvalue")
         top.set_title(f"{name.split('layers.')[-1]}  ({int(row['rows'])}x{int(row['cols'])})", fontsize=9)

@@ -1,8 +1,14 @@
-"""Log-mel features (torchaudio.transforms.MelSpectrogram), SpecAugment, and output units.
+"""Log-mel features, SpecAugment, and output units.
 
 Features of every utterance are computed once and stored concatenated in one safetensors
 file per corpus: ``feats`` [total_frames, n_mels] and ``offsets`` [n_utts + 1]; the manifest
 order defines the rows. Each utterance is mean/variance normalised (per mel bin).
+
+The log-mel is torchaudio.transforms.MelSpectrogram's (periodic Hann window, centred frames with
+reflect padding, power 2, HTK mel filterbank without normalisation; equal to it within 1e-4 after
+normalisation), computed in float64 with numpy and stored as float32: torch's version uses
+CPU-specific kernels (the filterbank's vectorised math, MKL's matrix product), so its features
+differed between CPUs; these do not (docs/speech.md, "Reproducibility").
 """
 
 from __future__ import annotations
@@ -15,22 +21,35 @@ import torch
 BLANK = "<blank>"
 
 
-def mel_transform(spec: dict, sample_rate: int):
-    import torchaudio.transforms as T
-
-    return T.MelSpectrogram(
-        sample_rate=sample_rate,
-        n_fft=int(round(sample_rate * spec["win_ms"] / 1000)),
-        win_length=int(round(sample_rate * spec["win_ms"] / 1000)),
-        hop_length=int(round(sample_rate * spec["hop_ms"] / 1000)),
-        n_mels=spec["n_mels"],
-    )
+def frame_sizes(spec: dict, sample_rate: int) -> tuple[int, int]:
+    """(window = FFT length, hop) in samples."""
+    return int(round(sample_rate * spec["win_ms"] / 1000)), int(round(sample_rate * spec["hop_ms"] / 1000))
 
 
-def log_mel(audio: np.ndarray, mel) -> torch.Tensor:
-    """[frames, n_mels] log-mel, normalised per utterance."""
-    m = mel(torch.as_tensor(audio, dtype=torch.float32)).clamp_min(1e-10).log().T
-    return (m - m.mean(0)) / (m.std(0) + 1e-5)
+def mel_filterbank(n_freqs: int, n_mels: int, sample_rate: int) -> np.ndarray:
+    """[n_freqs, n_mels] HTK triangular filters from 0 Hz to Nyquist (torchaudio's melscale_fbanks, norm None), float64."""
+    freqs = np.linspace(0, sample_rate // 2, n_freqs)
+    m_max = 2595.0 * np.log10(1.0 + (sample_rate / 2) / 700.0)
+    f_pts = 700.0 * (10.0 ** (np.linspace(0.0, m_max, n_mels + 2) / 2595.0) - 1.0)
+    f_diff = f_pts[1:] - f_pts[:-1]
+    slopes = f_pts[None, :] - freqs[:, None]
+    down, up = -slopes[:, :-2] / f_diff[:-1], slopes[:, 2:] / f_diff[1:]
+    return np.maximum(0.0, np.minimum(down, up))
+
+
+def log_mel(audio: np.ndarray, spec: dict, sample_rate: int) -> torch.Tensor:
+    """[frames, n_mels] log-mel, normalised per utterance (mean 0, unbiased sd 1 per mel bin)."""
+    n_fft, hop = frame_sizes(spec, sample_rate)
+    x = np.pad(np.asarray(audio, dtype=np.float64), (n_fft // 2, n_fft // 2), mode="reflect")
+    frames = np.lib.stride_tricks.sliding_window_view(x, n_fft)[::hop]
+    window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)  # periodic Hann
+    z = np.fft.rfft(frames * window, axis=1)
+    power = z.real**2 + z.imag**2
+    fb = mel_filterbank(n_fft // 2 + 1, spec["n_mels"], sample_rate)
+    mel = (power[:, :, None] * fb[None, :, :]).sum(1)  # elementwise and summed in order: no BLAS
+    m = np.log(np.maximum(mel, 1e-10))
+    out = (m - m.mean(0)) / (m.std(0, ddof=1) + 1e-5)
+    return torch.from_numpy(out.astype(np.float32))
 
 
 def compute(manifest, root: str | Path, spec: dict, sample_rate: int) -> dict[str, torch.Tensor]:
@@ -38,13 +57,12 @@ def compute(manifest, root: str | Path, spec: dict, sample_rate: int) -> dict[st
 
     from compbench.speech.corpora import read_wav
 
-    mel = mel_transform(spec, sample_rate)
     feats, offsets = [], [0]
     for p in tqdm(manifest["path"], desc="log-mel", mininterval=5):
         audio, sr = read_wav(Path(root) / p)
         if sr != sample_rate:
             raise ValueError(f"{p}: sample rate {sr}, expected {sample_rate}")
-        f = log_mel(audio, mel)
+        f = log_mel(audio, spec, sample_rate)
         feats.append(f)
         offsets.append(offsets[-1] + len(f))
     return {"feats": torch.cat(feats), "offsets": torch.tensor(offsets, dtype=torch.int64)}

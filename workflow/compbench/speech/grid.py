@@ -8,6 +8,9 @@ at DAG-build time).
   ``steps`` (the dense recipe's optimizer steps) or ``time`` (the dense run's training wall time), one
   per ``variants.ddp.budgets`` entry
 * ``msrs-<mode>``              mode = what follows mask stabilisation: ``sparse`` or ``dense``
+
+Every run is trained once per seed of ``speech.seeds`` (``runs/<run>/s<seed>/``): adding a seed
+adds only that seed's jobs. The corpus and its features are the same for every seed.
 """
 
 from __future__ import annotations
@@ -48,7 +51,6 @@ def runs(sp: dict) -> dict[str, dict]:
                 "warmup_epochs": d["warmup_epochs"],
                 "rescore": d["rescore"],
                 "segment_s": d["segment_s"],
-                "seed": sp["train"]["seed"],
             }
     m = v.get("msrs")
     if m:
@@ -85,9 +87,25 @@ def config_runs(config: dict) -> dict[str, dict]:
     return runs(config["speech"]) if "speech" in config else {}
 
 
+def seeds(config: dict) -> list[int]:
+    return [int(s) for s in config["speech"]["seeds"]] if "speech" in config else []
+
+
 def corpus_dir(config: dict) -> str:
     return f"{RESULTS}/speech/{config['speech']['corpus']['name']}"
 
 
+def run_files(config: dict, name: str, runs=None) -> list[str]:
+    """One file (``metrics.csv``, ``hypotheses.csv``, ``curve.csv``) of every run (default: all) and seed."""
+    return [
+        f"{corpus_dir(config)}/runs/{r}/s{s}/{name}" for r in (runs if runs is not None else config_runs(config)) for s in seeds(config)
+    ]
+
+
+ITEMS = f"{RESULTS}/speech/items.csv"  # per-utterance errors of every run and seed (compbench.speech.summary)
+
+
 def targets(config: dict) -> list[str]:
-    return [f"{RESULTS}/tables/speech.csv"] + [f"{RESULTS}/figures/speech-{k}.png" for k in ("lrsms", "ddp", "msrs")]
+    return [f"{RESULTS}/tables/speech.csv", f"{RESULTS}/tables/speech-summary.csv"] + [
+        f"{RESULTS}/figures/speech-{k}.png" for k in ("lrsms", "ddp", "msrs")
+    ]

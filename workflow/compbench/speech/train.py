@@ -9,6 +9,7 @@ may change the model before training (LR-SMS, MSRS), choose the training items o
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -267,6 +268,20 @@ class MSRS(Variant):
         return total
 
 
+@contextlib.contextmanager
+def deterministic():
+    """Deterministic kernels where PyTorch has them, while training (free on the CPU; on CUDA,
+    ops without a deterministic kernel, e.g. CTC loss's backward, warn instead of failing); the
+    previous setting is restored afterwards. With the seed this makes a run bit-identical on the
+    same machine with the same thread count (docs/speech.md, "Reproducibility")."""
+    before, warn = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before, warn_only=warn)
+
+
 def count_params(model) -> int:
     """Trainable weights of the network (MSRS scores are not network weights)."""
     return sum(p.numel() for n, p in model.named_parameters() if not n.endswith("scores"))
@@ -343,15 +358,21 @@ class Budget:
         return self.progress(epoch_progress, step, elapsed) >= 1.0
 
 
-def train(run: dict, sp: dict, data: Data, device, log=LOG, time_budget_s: float | None = None) -> dict:
-    """Train one run (``run`` = resolved spec from compbench.speech.grid) and evaluate it.
-    ``time_budget_s``: the dense run's training time, for runs with ``budget: time``.
-    Returns {"model", "metrics" (dict), "curve" (DataFrame), "info" (dict), "hyps"}."""
+def train(run: dict, sp: dict, data: Data, device, log=LOG, time_budget_s: float | None = None, seed: int = 0) -> dict:
+    """Train one run (``run`` = resolved spec from compbench.speech.grid) with training seed
+    ``seed`` (one of ``speech.seeds``: initialisation, dropout, SpecAugment, batch order, DDP's
+    draws) and evaluate it. ``time_budget_s``: the dense run's training time, for runs with
+    ``budget: time``. Returns {"model", "metrics" (dict), "curve" (DataFrame), "info" (dict), "hyps"}."""
+    with deterministic():
+        return _train(run, sp, data, device, log, time_budget_s, seed)
+
+
+def _train(run, sp, data, device, log, time_budget_s, seed) -> dict:
     tr = sp["train"]
-    torch.manual_seed(tr["seed"])
-    gen = np.random.default_rng(tr["seed"])
+    torch.manual_seed(seed)
+    gen = np.random.default_rng(seed)
     net = M.build(sp["model"], data.feats[0].shape[1], len(data.vocab))
-    variant = VARIANTS.get(run["variant"])(run, sp["model"]["num_layers"])
+    variant = VARIANTS.get(run["variant"])({**run, "seed": int(seed)}, sp["model"]["num_layers"])
     variant.prepare(net)
     net.to(device)
     params_total = count_params(net)

@@ -27,3 +27,20 @@ def error_rates(refs: list[str], hyps: list[str]) -> dict:
     if nw == 0:
         raise ValueError("no reference words: WER undefined")
     return {"wer": we / nw, "cer": ce / max(nc, 1), "word_errors": we, "ref_words": nw, "char_errors": ce, "ref_chars": nc}
+
+
+def per_utterance(refs: list[str], hyps: list[str]) -> list[dict]:
+    """Word and character errors and reference lengths of every utterance: the per-item
+    results behind the corpus-level rates (``error_rates`` = their sums' ratios), which the
+    intervals resample (compbench.stats, compbench.speech.summary)."""
+    if len(refs) != len(hyps):
+        raise ValueError(f"{len(refs)} references but {len(hyps)} hypotheses")
+    return [
+        {
+            "word_errors": edit_distance(r.split(), h.split()),
+            "ref_words": len(r.split()),
+            "char_errors": edit_distance(list(r), list(h)),
+            "ref_chars": len(r),
+        }
+        for r, h in zip(refs, hyps)
+    ]

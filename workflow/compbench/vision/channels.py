@@ -397,10 +397,15 @@ def _augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
 
 
 @torch.no_grad()
-def accuracy(model, x, y, batch_size: int = 512) -> float:
+@torch.no_grad()
+def correct(model, x, y, batch_size: int = 512) -> torch.Tensor:
+    """Per-image correctness (bool [n]) of the model's top-1 class."""
     device = next(model.parameters()).device
     model.eval()
-    correct = 0
-    for b in range(0, len(x), batch_size):
-        correct += int((model(x[b : b + batch_size].to(device)).argmax(-1).cpu() == y[b : b + batch_size]).sum())
-    return correct / len(x)
+    return torch.cat(
+        [model(x[b : b + batch_size].to(device)).argmax(-1).cpu() == y[b : b + batch_size] for b in range(0, len(x), batch_size)]
+    )
+
+
+def accuracy(model, x, y, batch_size: int = 512) -> float:
+    return int(correct(model, x, y, batch_size).sum()) / len(x)

@@ -72,9 +72,13 @@ def load_model(model_dir, device="cpu"):
 
 
 def measure(model, data, input_shape, lat: dict, device) -> dict:
+    """Test accuracy, MACs, parameters, latency; ``correct``: every test image's correctness
+    (bool tensor, the per-item results of the intervals; not a metric row)."""
     f = C.count_flops(model, input_shape)
+    ok = C.correct(model, data["x_test"], data["y_test"])
     return {
-        "accuracy": C.accuracy(model, data["x_test"], data["y_test"]),
+        "accuracy": int(ok.sum()) / len(ok),
+        "correct": ok,
         "macs": f["macs"],
         "params": f["params"],
         "latency_ms": C.latency_ms(model, input_shape, lat["batch"], lat["repeats"], device),

@@ -67,6 +67,7 @@ class StudyData:
     retain_texts: list[str]  # general text (unlearning's retain set)
     forget_mcq: list[MCQ]  # accuracy on it should drop after unlearning
     utility_mcq: list[MCQ]  # general knowledge that should survive
+    knowledge: list[dict] = field(default_factory=list)  # the dense model's knowledge check (source facts), else empty
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -80,6 +81,7 @@ class StudyData:
             retain_texts=list(d["retain_texts"]),
             forget_mcq=[MCQ(m["prompt"], tuple(m["choices"]), int(m["label"])) for m in d["forget_mcq"]],
             utility_mcq=[MCQ(m["prompt"], tuple(m["choices"]), int(m["label"])) for m in d["utility_mcq"]],
+            knowledge=list(d.get("knowledge", [])),
         )
 
 

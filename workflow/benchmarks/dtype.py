@@ -1,0 +1,116 @@
+"""bf16 vs fp32 on this CPU for a real model (issue 17, item 5): evaluation and pruning.
+
+Runs, in one process, on the same model, text, calibration and threads:
+
+* perplexity of ``--windows`` windows of ``--seq-len`` tokens of the corpus test split
+  (data set ``natural``) with the model loaded in float32 and in bfloat16;
+* Wanda at 50 % (uniform) with the model in float32 and in bfloat16 (the scores are
+  computed in float32 either way, compbench.prune.methods), then the perplexity of the
+  pruned model evaluated in float32 (so only the pruning's dtype differs).
+
+Each timing is the median of ``--repeats`` runs after one warm-up. Appends rows to
+``workflow/benchmarks/dtype.csv`` (date, CPU, threads, load before, task, dtype,
+seconds, tokens/s, perplexity) and prints them.
+
+    bash workflow/run.sh python workflow/benchmarks/dtype.py \\
+        --model results/models/smollm2 --corpus results/corpus \\
+        --calibration results/calibration/smollm2/tiny_32x256_s0.safetensors
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from compbench import models, perplexity, tokenizer
+from compbench.artifacts import load_tensors
+from compbench.prune.methods import prune_model
+
+OUT = Path(__file__).with_name("dtype.csv")
+
+
+def cpu_name() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def timed(fn, repeats: int):
+    fn()  # warm-up
+    times, out = [], None
+    for _ in range(repeats):
+        t = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times), out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--corpus", required=True)
+    ap.add_argument("--calibration", required=True)
+    ap.add_argument("--sources", nargs="+", default=["wiki", "lee"], help="the corpus sources (natural text only is read)")
+    ap.add_argument("--windows", type=int, default=8)
+    ap.add_argument("--seq-len", type=int, default=512)
+    ap.add_argument("--batch-size", type=int, default=4)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    load_before = os.getloadavg()[0]
+    tok = tokenizer.load(args.model)
+    ids = tokenizer.encode_stream(tok, perplexity.DATASETS.get("natural")({"sources": args.sources}, args.corpus))
+    calib = load_tensors(args.calibration)["ids"]
+    rows = []
+
+    def row(task, dtype, seconds, tokens, ppl):
+        rows.append(
+            {
+                "date": datetime.date.today().isoformat(),
+                "cpu": cpu_name(),
+                "threads": args.threads,
+                "load_1min_before": round(load_before, 2),
+                "task": task,
+                "dtype": dtype,
+                "seconds": round(seconds, 3),
+                "tokens_per_s": round(tokens / seconds, 1) if tokens else None,
+                "perplexity": round(ppl, 4),
+            }
+        )
+        print(rows[-1], flush=True)
+
+    def ppl_of(model):
+        return perplexity.evaluate(model, ids, args.seq_len, args.batch_size, "cpu", args.windows)
+
+    for name in ("float32", "bfloat16"):
+        dtype = getattr(torch, name)
+        model = models.load(args.model, dtype=dtype)
+        s, res = timed(lambda: ppl_of(model), args.repeats)
+        row(f"perplexity {args.windows}x{args.seq_len}", name, s, res["tokens"], res["perplexity"])
+
+        def prune_once():
+            m = models.load(args.model, dtype=dtype)
+            ratios = {b: 0.5 for b in range(m.config.num_hidden_layers)}
+            prune_model(m, "wanda", ratios, None, calib, "cpu")
+            return m
+
+        s, pruned = timed(prune_once, max(1, args.repeats - 1))
+        pruned = pruned.float()
+        row(f"wanda 50% uniform, calibration {tuple(calib.shape)}", name, s, calib.numel(), ppl_of(pruned)["perplexity"])
+    df = pd.DataFrame(rows)
+    df.to_csv(OUT, mode="a", header=not OUT.exists(), index=False)
+    print(f"appended {len(df)} rows to {OUT}")
+
+
+if __name__ == "__main__":
+    main()

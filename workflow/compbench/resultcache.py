@@ -1,0 +1,84 @@
+"""A content-addressed cache of small results, kept outside any job's outputs (torch-free).
+
+A job that evaluates many variants at once (rule ``perplexity``: one job per batch of
+variants) reruns as a whole when any of its inputs changes, and Snakemake deletes its
+outputs before it runs. The cache keeps "rerun only what changed" inside the job: each
+variant's result is stored under the SHA-256 of everything it depends on -- the
+variant's content (its provenance record, and its base model's), the evaluation data,
+the settings, the code files and the library versions -- so a variant whose key is
+unchanged is read back instead of recomputed, with exactly the numbers computed before.
+
+An entry is one JSON file ``<root>/<key>.json`` holding the key, the parts it was made
+from (to read what it depends on) and the result rows, with a checksum of the rows; an
+entry that does not parse or match is a miss (recomputed and rewritten), never an error.
+``COMPBENCH_RESULT_CACHE=off`` makes every lookup a miss (timings, debugging); results
+are still stored. Entries are never wrong, only unused: ``rm -r results/cache`` is safe.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from compbench.artifacts import content_id, set_umask_mode
+
+ENV = "COMPBENCH_RESULT_CACHE"
+
+
+def _digest(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def files_id(paths, base: str | os.PathLike | None = None) -> dict[str, str]:
+    """SHA-256 of each file's bytes, by its path relative to ``base`` (or its name), so
+    the same code in another checkout gives the same ids."""
+    out = {}
+    for p in sorted(map(Path, paths)):
+        rel = str(p.relative_to(base)) if base is not None and p.is_relative_to(base) else p.name
+        out[rel] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
+
+
+def artifact_id(path: str | os.PathLike) -> str:
+    """The content of an artifact (file or directory) as one SHA-256: from its provenance
+    record when it has one (:func:`compbench.artifacts.content_id`)."""
+    return content_id(path)
+
+
+class ResultCache:
+    def __init__(self, root: str | os.PathLike, read: bool | None = None):
+        self.root = Path(root)
+        self.read = os.environ.get(ENV, "on") != "off" if read is None else read
+
+    @staticmethod
+    def key(parts: dict) -> str:
+        return _digest(parts)
+
+    def path(self, key: str) -> Path:
+        return self.root / f"{key}.json"
+
+    def get(self, key: str) -> list[dict] | None:
+        """The rows stored under ``key``, or None (absent, unreadable, or reads disabled)."""
+        if not self.read:
+            return None
+        try:
+            entry = json.loads(self.path(key).read_text())
+        except (OSError, ValueError):
+            return None
+        if not isinstance(entry, dict) or entry.get("key") != key or entry.get("rows_sha256") != _digest(entry.get("rows")):
+            return None
+        return entry["rows"]
+
+    def put(self, key: str, parts: dict, rows: list[dict]) -> None:
+        """Store ``rows`` (JSON-able dicts) under ``key``, atomically."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        entry = {"key": key, "parts": parts, "rows": rows, "rows_sha256": _digest(rows)}
+        fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".tmp", dir=self.root)
+        with os.fdopen(fd, "w") as f:
+            json.dump(entry, f, indent=1, sort_keys=True, default=str)
+            f.write("\n")
+        set_umask_mode(Path(tmp))
+        os.replace(tmp, self.path(key))
