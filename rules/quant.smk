@@ -65,8 +65,12 @@ rule quant_table:
         report(f"{RESULTS}/tables/quant-{{model}}.csv", caption="../workflow/report/quant_table.rst", category="Quantisation"),
     input:
         records=lambda wc: quant_grid.records(config, wc.model),
+        variants=lambda wc: [model_dir(wc.model), *quant_grid.variants(config, wc.model).values()],
+        matrices=f"{RESULTS}/spectra/{{model}}/matrices.csv",
         perplexity=lambda wc: lines.perplexity_outputs(config, wc.model, ["dense", *quant_grid.variants(config, wc.model)]),
         code=code("quant_table"),
+    params:
+        variants=lambda wc: ["dense", *quant_grid.variants(config, wc.model)],
     log:
         f"{RESULTS}/logs/quant_table/{{model}}.log",
     threads: 1

@@ -150,3 +150,28 @@ def test_rtn_needs_no_data_and_group_size_changes_the_codes():
     assert a[name].codes.scale.shape[1] == 2 * b[name].codes.scale.shape[1]
     assert not torch.equal(a[name].weight(), b[name].weight())
     assert QUANTISERS.get("rtn").needs_calibration is False and copy.copy(a) == a
+
+
+def test_the_claims_compare_each_method_with_rtn_at_the_same_bits():
+    import pandas as pd
+
+    from compbench.quant.claims import beats_rtn
+    from compbench.verdicts import FAILS, HOLDS, UNTESTABLE
+
+    t = pd.DataFrame(
+        [
+            {"variant": v, "dataset": d, "perplexity": p}
+            for v, d, p in [
+                ("dense", "tiny", 10.0),
+                ("quant-rtn-w4g128", "tiny", 12.0),
+                ("quant-rtn-w4g128", "zz", 1.0),  # the first data set decides
+                ("quant-gptq-w4g128", "tiny", 11.0),
+                ("quant-awq-w4g128", "tiny", 12.5),
+                ("quant-gptq-w4g64", "tiny", 5.0),  # another group size: not compared
+            ]
+        ]
+    )
+    gptq, awq = beats_rtn(lambda p: t, "x", "gptq", 4, 128), beats_rtn(lambda p: t, "x", "awq", 4, 128)
+    assert (gptq.verdict, gptq.diff, awq.verdict, awq.diff) == (HOLDS, 1.0, FAILS, -0.5)
+    assert "RTN 12.00 → GPTQ 11.00 (tiny perplexity, 4 bits, groups of 128)" == gptq.numbers
+    assert beats_rtn(lambda p: t, "x", "gptq", 3, 128).verdict == UNTESTABLE

@@ -7,7 +7,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-import yaml
 
 from compbench import lines, variants
 from compbench.lowrank import compress as lowrank
@@ -182,11 +181,10 @@ def test_the_figure_draws_both_planes(stored, tmp_path):
 
 # ---------------------------------------------------------------- the grid
 def _smoke():
-    from snakemake.utils import validate
+    from compbench.config import prepare, read_file
 
-    cfg = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
-    validate(cfg, str(ROOT / "config" / "schema.yaml"), set_default=True)
-    return cfg
+    path = ROOT / "config" / "smoke.yaml"
+    return prepare(read_file(path), str(ROOT / "config" / "schema.yaml"), [path])  # as the Snakefile: schema defaults, checks
 
 
 def test_the_plane_holds_every_compressed_variant_and_no_trained_one():
@@ -199,3 +197,34 @@ def test_the_plane_holds_every_compressed_variant_and_no_trained_one():
     assert len(grid.zeroshot_outputs(cfg, "tiny")) == len(pts) and grid.dataset(cfg) == "tiny"
     cfg["tradeoff"]["zeroshot"] = False
     assert grid.zeroshot_outputs(cfg, "tiny") == []
+
+
+def test_the_claim_compares_the_best_quantised_with_the_best_pruned_no_larger():
+    from compbench.tradeoff.claims import quantisation_beats_pruning
+    from compbench.verdicts import FAILS, HOLDS, UNTESTABLE
+
+    rows = [
+        ("quant-gptq-w4g128", "quant", 100, 10.0),
+        ("quant-rtn-w4g128", "quant", 100, 11.0),
+        ("quant-gptq-w4g128-on-prune-x", "quant", 50, 9.0),  # pruned then quantised: neither side
+        ("prune-wanda-uniform-0.8", "pruning", 90, 12.0),
+        ("calib-a_4x8_s0-wanda-0.8", "calibration_study", 100, 13.0),
+        ("prune-wanda-uniform-0.5", "pruning", 150, 8.0),  # larger than the quantised model
+        ("lowrank-welore-0.6", "lowrank", 80, 5.0),  # not pruned
+    ]
+    t = pd.DataFrame([{"variant": v, "line": line, "bytes": b, "perplexity_tiny": p} for v, line, b, p in rows])
+    o = quantisation_beats_pruning(lambda p: t, "x", "tiny")
+    assert (
+        (o.verdict, o.diff) == (HOLDS, 2.0)
+        and o.numbers.startswith("quant-gptq-w4g128 10.00")
+        and "prune-wanda-uniform-0.8 12.00" in o.numbers
+    )
+    t.loc[3, "perplexity_tiny"] = 9.5
+    assert quantisation_beats_pruning(lambda p: t, "x", "tiny").verdict == FAILS
+    assert (
+        quantisation_beats_pruning(
+            lambda p: t[t.bytes != 90].assign(bytes=lambda d: d.bytes + (d.line != "quant") * 100), "x", "tiny"
+        ).verdict
+        == UNTESTABLE
+    )
+    assert quantisation_beats_pruning(lambda p: t[t.line != "quant"], "x", "tiny").verdict == UNTESTABLE

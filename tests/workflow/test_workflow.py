@@ -80,6 +80,7 @@ def test_tradeoff_plane_and_quant_variants(done):
     assert t.set_index("variant").method["quant-gptq-w4g16-on-prune-sparsegpt-2of4"] == "sparsegpt+gptq"
     q = pd.read_csv(wd / "results/tables/quant-tiny.csv")
     assert {"dense", "quant-rtn-w4g16", "quant-gptq-w4g16", "quant-gptq-w4g16-on-prune-sparsegpt-2of4"} == set(q.variant)
+    assert q.set_index("variant").bits_per_weight.to_dict() == {v: bpw[v] for v in q.variant}  # one storage format for both tables
     assert (wd / "results/figures/tradeoff-tiny.png").stat().st_size > 1000
 
 

@@ -6,7 +6,6 @@ import pandas as pd
 from compbench import device as dev
 from compbench import models, provenance, runlog, variants
 from compbench.artifacts import load_tensors, write_table
-from compbench.compose.quantize import avg_bits
 from compbench.quant import variant as quant_variant
 from compbench.quant.methods import QUANTISERS, quantise_model
 
@@ -40,7 +39,6 @@ with runlog.to_file(snakemake.log[0]) as log:
         "bits": bits,
         "group_size": group,
         "on": recipe.get("on", ""),
-        "avg_bits": avg_bits(bits, group),
         **info,
         **rec,
     }
