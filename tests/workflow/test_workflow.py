@@ -175,6 +175,37 @@ def test_memtrain_pretrain_overlay_plans_every_size_and_variant(tmp_path):
     assert jobs["memtrain_pretrain"] == n
 
 
+def test_tiny_full_overlay_adds_the_full_grid_and_keeps_the_defaults_jobs(tmp_path):
+    """config/tiny-full.yaml on top of the default: every cross-category composability pair of the union
+    of interventions and lm-eval on every trade-off variant; the default's own runs keep their settings,
+    so their results are reused (each run's params are the interventions it applies)."""
+    from compbench.compose import grid
+
+    wd = copy_repo(tmp_path)
+
+    def merged(*files):  # Snakemake's merge of several --configfile: nested dicts updated key by key
+        def update(a, b):
+            return {**a, **{k: update(a[k], v) if isinstance(v, dict) and isinstance(a.get(k), dict) else v for k, v in b.items()}}
+
+        cfg = {}
+        for f in files:
+            cfg = update(cfg, yaml.safe_load((wd / "config" / f).read_text()))
+        return cfg
+
+    default, full = merged("config.yaml"), merged("config.yaml", "tiny-full.yaml")
+    assert set(default["compose"]["interventions"]) < set(full["compose"]["interventions"])
+    assert set(grid.runs(default)) < set(grid.runs(full))
+    for run in grid.runs(default):
+        assert grid.run_interventions(default, run) == grid.run_interventions(full, run), run
+    kinds = grid.categories(full)
+    crossed = [p for p in grid.pairs(full) if "-s0." not in p]
+    assert len(crossed) == sum(1 for a in kinds for b in kinds if a < b and kinds[a] != kinds[b])
+    jobs_default = planned_jobs(wd, "--configfile", "config/config.yaml")
+    jobs_full = planned_jobs(wd, "--configfile", "config/config.yaml", "config/tiny-full.yaml")
+    assert jobs_full["compose_run"] - jobs_default["compose_run"] == len(grid.runs(full)) - len(grid.runs(default))
+    assert jobs_full["lm_eval"] > jobs_default["lm_eval"]
+
+
 # The lints we accept, and why (README, "The spine"): one pinned environment
 # instead of per-rule conda envs; the Snakefile sets PYTHONPATH, reads nothing from it.
 ACCEPTED_LINTS = {
