@@ -53,7 +53,8 @@ rule prune_calibration:
 
 rule lm_eval:
     output:
-        f"{RESULTS}/eval/{{model}}/{{variant}}/lm_eval.csv",
+        table=f"{RESULTS}/eval/{{model}}/{{variant}}/lm_eval.csv",
+        per_item=f"{RESULTS}/eval/{{model}}/{{variant}}/lm_eval-items.csv",
     input:
         variant=variant_input,
         tasks=lambda wc: [f"{RESULTS}/lm_eval/tasks"] if cstudy_grid.generated_tasks(config["calibration_study"]) else [],

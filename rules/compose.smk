@@ -60,7 +60,8 @@ rule compose_memit_stats:
 
 rule compose_run:
     output:
-        f"{RESULTS}/compose/{{model}}/runs/{{run}}.csv",
+        table=f"{RESULTS}/compose/{{model}}/runs/{{run}}.csv",
+        per_item=f"{RESULTS}/compose/{{model}}/items/{{run}}.csv",
     input:
         model=lambda wc: model_dir(wc.model),
         data=f"{RESULTS}/compose/{{model}}/data.json",

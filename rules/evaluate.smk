@@ -5,8 +5,10 @@ rule perplexity:
     # One job per batch of variants (compbench.lines.perplexity_batches: the dense model,
     # and each line's variants); a variant whose inputs, settings and code did not change
     # is read from the result cache (results/cache/perplexity) instead of recomputed.
+    # windows: each variant's per-window NLL sums and token counts (the verdicts' bootstrap).
     output:
-        f"{RESULTS}/eval/{{model}}/perplexity-{{batch}}-{{dataset}}.csv",
+        table=f"{RESULTS}/eval/{{model}}/perplexity-{{batch}}-{{dataset}}.csv",
+        windows=f"{RESULTS}/eval/{{model}}/windows-{{batch}}-{{dataset}}.csv",
     input:
         variants=lambda wc: list(lines.perplexity_batch(config, wc.model, wc.batch).values()),
         corpus=lambda wc: corpus_files("test") if wc.dataset in lines.CORPUS_DATASETS else [],

@@ -15,6 +15,7 @@ rule memtrain_finetune:
         curve=f"{RESULTS}/memtrain/finetune/{{base}}/{{tvariant}}/curve.csv",
         summary=f"{RESULTS}/memtrain/finetune/{{base}}/{{tvariant}}/summary.csv",
         refresh=f"{RESULTS}/memtrain/finetune/{{base}}/{{tvariant}}/refresh.csv",
+        windows=f"{RESULTS}/memtrain/finetune/{{base}}/{{tvariant}}/windows.csv",
     input:
         model=lambda wc: model_dir(wc.base),
         corpus=lambda wc: corpus_files("validation") + corpus_files("test") if config["memtrain"]["finetune"]["data"] == "tiny" else [],
@@ -48,6 +49,7 @@ rule memtrain_pretrain:
         curve=f"{RESULTS}/memtrain/pretrain/{{base}}/{{tvariant}}/curve.csv",
         summary=f"{RESULTS}/memtrain/pretrain/{{base}}/{{tvariant}}/summary.csv",
         refresh=f"{RESULTS}/memtrain/pretrain/{{base}}/{{tvariant}}/refresh.csv",
+        windows=f"{RESULTS}/memtrain/pretrain/{{base}}/{{tvariant}}/windows.csv",
     input:
         tokenizer=lambda wc: f"{RESULTS}/tokenizer" if config["memtrain"]["pretrain"]["tokenizer"] == "tiny" else [],
         corpus=lambda wc: corpus_files("train") + corpus_files("validation") + corpus_files("test") if config["memtrain"]["pretrain"]["data"] == "tiny" else [],

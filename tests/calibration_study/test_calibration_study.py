@@ -228,6 +228,17 @@ def test_lm_eval_loglikelihood_equals_forward_pass(two_layer, tok, monkeypatch):
     assert 0 <= acc <= 1
     rows = zeroshot.tidy(res, model="m", variant="dense")
     assert {r["metric"] for r in rows} == {"acc", "acc_norm"}
+    # per-item correctness (the verdicts' bootstrap): its mean is lm-eval's accuracy, item 0 is doc 0
+    from compbench import stats
+
+    items = {r["metric"]: r for r in zeroshot.items(res, model="m", variant="dense")}
+    assert (
+        set(items) == {"acc", "acc_norm"} and items["acc"]["dataset"] == "cb_arith" and items["acc"]["n"] == len(res["samples"]["cb_arith"])
+    )
+    for metric, r in items.items():
+        ok = stats.unbits(r["correct"])
+        assert ok.size == r["n"] and ok.mean() == pytest.approx(res["results"]["cb_arith"][f"{metric},none"])
+        assert bool(ok[0]) == bool(sample[metric])
 
 
 def test_materialised_masked_variant(two_layer):
@@ -372,3 +383,21 @@ def test_study_end_to_end(smoke):
     for line in items:
         it = json.loads(line)
         assert f"{it['prompt']} {it['answer']}\n" not in train + "\n"
+
+
+def test_items_keep_0_1_metrics_in_doc_order():
+    from compbench import stats, zeroshot
+
+    res = {
+        "samples": {
+            "t": [
+                {"doc_id": 2, "acc": 1.0, "acc_norm": 0.0, "exact_match": 0.5},
+                {"doc_id": 0, "acc": 0.0, "acc_norm": 1.0, "exact_match": 1.0},
+                {"doc_id": 1, "acc": 1.0, "acc_norm": 1.0, "exact_match": 0.0},
+            ]
+        }
+    }
+    rows = zeroshot.items(res, model="m", variant="v")
+    assert [(r["dataset"], r["metric"], r["n"], r["correct"]) for r in rows] == [("t", "acc", 3, "b011"), ("t", "acc_norm", 3, "b110")]
+    assert rows[0]["model"] == "m" and list(stats.unbits(rows[0]["correct"])) == [False, True, True]
+    assert zeroshot.items({"results": {}}) == []  # no logged samples: no items

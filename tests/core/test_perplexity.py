@@ -38,6 +38,27 @@ def test_matches_literal_computation(model):
     assert res["perplexity"] == pytest.approx(want, rel=1e-5)
 
 
+def test_window_sums_reproduce_the_perplexity_exactly(model, tmp_path):
+    """exp(fsum(window NLL) / sum(window tokens)) is the reported perplexity bit for bit, also
+    after the windows table's CSV round trip; each window's sum is its literal token NLL."""
+    ids = torch.randint(0, 50, (8 * 7 + 2,), generator=torch.Generator().manual_seed(2))
+    res = perplexity.evaluate(model, ids, seq_len=8, batch_size=3)
+    assert len(res["window_nll"]) == len(res["window_tokens"]) == res["windows"] == 7
+    assert res["window_tokens"] == [7] * 7 and sum(res["window_tokens"]) == res["tokens"]
+    assert math.exp(math.fsum(res["window_nll"]) / sum(res["window_tokens"])) == res["perplexity"]
+    for w in (0, 6):  # a window's sum is its own tokens' NLL, in any batch
+        alone = perplexity.evaluate(model, ids[w * 8 : (w + 1) * 8], seq_len=8)
+        assert alone["window_nll"][0] == pytest.approx(res["window_nll"][w], rel=1e-6)
+        assert alone["perplexity"] == pytest.approx(literal_ppl(model, ids[w * 8 : (w + 1) * 8], 8)[0], rel=1e-5)
+    rows = perplexity.window_rows("m", "v", "d", {"nll": res["window_nll"], "tokens": res["window_tokens"]})
+    pd.DataFrame(rows, columns=perplexity.WINDOW_COLUMNS).to_csv(tmp_path / "w.csv", index=False)
+    back = pd.read_csv(tmp_path / "w.csv")  # pandas 3 reads floats back exactly
+    assert list(back["window"]) == list(range(7))
+    assert math.exp(math.fsum(back["nll"]) / back["tokens"].sum()) == res["perplexity"]
+    with pytest.raises(ValueError, match="2 window NLL sums but 1 token counts"):
+        perplexity.window_rows("m", "v", "d", {"nll": [1.0, 2.0], "tokens": [7]})
+
+
 def test_max_windows_and_too_short(model):
     ids = torch.arange(40) % 50
     assert perplexity.evaluate(model, ids, seq_len=8, max_windows=2)["windows"] == 2
@@ -124,7 +145,8 @@ def batch(world, cache=None, code=(), members=None, **kw):
     )  # fmt: skip
 
 
-def values(rows):
+def values(result):
+    rows, _ = result
     return {(r["variant"], r["metric"]): (r["value"], r["windows"], r["tokens"]) for r in rows}
 
 
@@ -132,11 +154,17 @@ def test_a_batch_gives_each_variant_the_numbers_of_its_own_evaluation(world):
     """Batched (one process, token ids shared, variants one after the other) == one
     variant at a time, fresh, as the per-variant job computed it: exactly equal."""
     root, variants, s = world
-    together = values(batch(world))
+    rows, windows = batch(world)
+    together = values((rows, windows))
     for name, path in variants.items():
-        alone = perplexity_batch.variant_rows(path, "tiny", s["spec"], s["evaluation"], s["sources"], root / "corpus", "cpu")
+        alone, alone_windows = perplexity_batch.variant_rows(path, "tiny", s["spec"], s["evaluation"], s["sources"], root / "corpus", "cpu")
         for r in alone:
             assert together[(name, r["metric"])] == (r["value"], r["windows"], r["tokens"])
+        mine = [w for w in windows if w["variant"] == name]
+        assert [w["nll"] for w in mine] == alone_windows["nll"] and [w["tokens"] for w in mine] == alone_windows["tokens"]
+        assert len(mine) == together[(name, "perplexity")][1] and {w["dataset"] for w in mine} == {"tiny"}
+        ppl = together[(name, "perplexity")][0]
+        assert math.exp(math.fsum(w["nll"] for w in mine) / sum(w["tokens"] for w in mine)) == ppl  # exactly
     assert together[("m-a", "perplexity")][0] != together[("dense", "perplexity")][0]  # the masks matter
     assert together[("dense", "perplexity")][1] >= 1
 
@@ -157,9 +185,10 @@ def test_the_cache_recomputes_exactly_the_changed_variants(world, monkeypatch):
     assert evaluated == ["base", "m-a", "m-b"]
     evaluated.clear()
     again = batch(world, cache, [code])
-    assert evaluated == [] and again == first  # every number read back exactly, timings included
-    assert [list(r) for r in again] == [list(r) for r in first]  # and the columns in their order: the same table bytes
-    assert pd.DataFrame(again).to_csv(index=False) == pd.DataFrame(first).to_csv(index=False)
+    assert evaluated == [] and again == first  # every number read back exactly, timings and windows included
+    assert [list(r) for r in again[0]] == [list(r) for r in first[0]]  # and the columns in their order: the same table bytes
+    for i in (0, 1):  # the perplexity table and the windows table
+        assert pd.DataFrame(again[i]).to_csv(index=False) == pd.DataFrame(first[i]).to_csv(index=False)
     # m-b re-made with other masks (its content changes): only m-b is evaluated again
     model = make_tiny_llama(vocab=len(tokenizer.load(variants["dense"])), positions=16)
     masks = {
@@ -180,6 +209,23 @@ def test_the_cache_recomputes_exactly_the_changed_variants(world, monkeypatch):
     code.write_text("x = 2\n")
     batch(world, cache, [code])
     assert evaluated == ["base", "m-a", "m-b"]
+    evaluated.clear()
+    # an entry without windows (or with damaged windows) is a miss: a cached row must restore its windows
+    fresh = ResultCache(root / "cache-windows")
+    current = batch(world, fresh, [code])
+    evaluated.clear()
+    entries = sorted((root / "cache-windows").glob("*.json"))
+    assert len(entries) == 3
+    for entry, change in zip(entries[:2], ("drop", "damage")):
+        e = json.loads(entry.read_text())
+        if change == "drop":
+            del e["extra"], e["extra_sha256"]
+        else:
+            e["extra"]["nll"][0] += 1
+        entry.write_text(json.dumps(e))
+    fourth = batch(world, fresh, [code])
+    assert len(evaluated) == 2 and fourth[1] == current[1]  # those two evaluated again, the same windows
+    assert batch(world, fresh, [code]) == fourth and len(evaluated) == 2  # rewritten with their windows: read back
     evaluated.clear()
     # a damaged entry is a miss, never an error; reads can be switched off
     entries = sorted((root / "cache").glob("*.json"))

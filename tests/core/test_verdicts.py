@@ -78,6 +78,67 @@ def _reader(tables: dict):
     return lambda path: tables[path]
 
 
+def _windows(claim, dataset: str, nll: dict, tokens: int = 7) -> dict:
+    """The window tables of a claim's inputs (rule perplexity's windows-*.csv): every variant's
+    per-window NLL sums ``nll[variant]``, all in the first such table, the others empty."""
+    from compbench.perplexity import WINDOW_COLUMNS
+
+    rows = [("tiny", v, dataset, i, float(x), tokens) for v, xs in nll.items() for i, x in enumerate(xs)]
+    paths = [p for p in claim.inputs if "/windows-" in p]
+    assert paths, claim.id
+    return {p: pd.DataFrame(rows if i == 0 else [], columns=WINDOW_COLUMNS) for i, p in enumerate(paths)}
+
+
+def _ppl(nll, tokens: int = 7) -> float:
+    return math.exp(math.fsum(nll) / (tokens * len(nll)))
+
+
+def _noisy(n: int, seed: int, level: float, spread: float = 1.0):
+    import numpy as np
+
+    return list(level * 7 + spread * np.random.default_rng(seed).standard_normal(n))
+
+
+def test_perplexity_interval_known_answers():
+    """Paired bootstrap over windows: a variant worse on every window -> above 0; a variant
+    against itself -> exactly [0, 0] (within noise for "beats", holds for "no worse"); equal
+    to a slow literal bootstrap; no interval without shared windows."""
+    import numpy as np
+
+    from compbench import stats
+
+    base = _noisy(60, 0, 4.0)
+    worse = [x + 7 * 0.3 for x in _noisy(60, 1, 4.0, 0.2)]  # log-perplexity 0.3 higher on average, noise small
+    tables = {"w.csv": pd.DataFrame([("m", v, "tiny", i, x, 7) for v, xs in (("a", worse), ("b", base)) for i, x in enumerate(xs)],
+                                    columns=["model", "variant", "dataset", "window", "nll", "tokens"])}  # fmt: skip
+    read = _reader(tables)
+    s = verdicts.perplexity_interval(read, ["w.csv"], "tiny", "a", "b")
+    assert s.mean == pytest.approx(_ppl(worse) - _ppl(base)) and s.mean > 0
+    assert 0 < s.lo < s.mean < s.hi and s.method == "bootstrap over 60 windows (2000 resamples)"
+    assert verdicts.with_summary("x", s.mean, s).verdict == HOLDS
+    # the same numbers by hand: every resample's perplexities from its drawn windows
+    idx = stats.draws(60)
+    lit = [math.exp(sum(worse[j] for j in row) / (7 * 60)) - math.exp(sum(base[j] for j in row) / (7 * 60)) for row in idx]
+    lo, hi = np.quantile(lit, [0.025, 0.975])
+    assert (s.lo, s.hi) == (pytest.approx(lo, rel=1e-9), pytest.approx(hi, rel=1e-9))
+    same = verdicts.perplexity_interval(read, ["w.csv"], "tiny", "b", "b")
+    assert (same.mean, same.lo, same.hi) == (0.0, 0.0, 0.0)
+    assert verdicts.with_summary("x", 0.0, same).verdict == NOISE
+    assert verdicts.with_summary("x", 0.0, same, strict=False).verdict == HOLDS
+    reverse = verdicts.perplexity_interval(read, ["w.csv"], "tiny", "b", "a")
+    assert (reverse.lo, reverse.hi) == (pytest.approx(-s.hi), pytest.approx(-s.lo))
+    assert verdicts.with_summary("x", reverse.mean, reverse).verdict == FAILS
+    # no windows, another data set, or other windows (another tokenizer): no interval
+    assert verdicts.perplexity_interval(read, ["w.csv"], "tiny", "a", "c") is None
+    assert verdicts.perplexity_interval(read, ["w.csv"], "natural", "a", "b") is None
+    assert verdicts.perplexity_interval(read, [], "tiny", "a", "b") is None
+    t = tables["w.csv"]
+    cut = _reader({"w.csv": t[(t.variant == "b") | (t.window < 50)]})
+    assert verdicts.perplexity_interval(cut, ["w.csv"], "tiny", "a", "b") is None
+    o = verdicts.with_summary("x", 1.0, None)
+    assert o.interval is None and o.noise == "one run, no interval"
+
+
 def test_pruning_claim_compares_alpha_with_uniform_at_70_percent():
     cfg = _config("config")
     c = _claim(cfg, "pruning/alpha-beats-uniform/tiny/wanda")
@@ -88,10 +149,19 @@ def test_pruning_claim_compares_alpha_with_uniform_at_70_percent():
         ("wanda", "alpha", 0.8, 150.0),
     ]
     t = pd.DataFrame(rows, columns=["method", "allocation", "target", "perplexity"]).assign(dataset="tiny")
-    o = c.evaluate(_reader({c.inputs[0]: t}))
-    assert o.diff == pytest.approx(125.0 - 146.8) and o.verdict == FAILS
+    t["variant"] = [f"prune-{m}-{a}-{s}" for m, a, s, _ in rows]
+    o = c.evaluate(_reader({c.inputs[0]: t, **_windows(c, "tiny", {})}))  # no windows: no interval
+    assert o.diff == pytest.approx(125.0 - 146.8) and o.verdict == FAILS and o.noise == "one run, no interval"
     assert "uniform 125.0 → alpha 146.8" in o.numbers
     assert c.anchor == "uniform 85.77 → alpha 23.86"
+    # windows: alpha clearly worse on every window -> the interval lies below 0
+    uniform = _noisy(40, 0, math.log(125.0))
+    alpha = [x + 7 * math.log(146.8 / 125.0) for x in uniform]
+    o = c.evaluate(_reader({c.inputs[0]: t, **_windows(c, "tiny", {"prune-wanda-uniform-0.7": uniform, "prune-wanda-alpha-0.7": alpha})}))
+    assert o.verdict == FAILS and o.interval[1] < 0 and o.how == "bootstrap over 40 windows (2000 resamples)"
+    # the same perplexity on every window -> within noise, whatever the table's rounding says
+    o = c.evaluate(_reader({c.inputs[0]: t, **_windows(c, "tiny", {"prune-wanda-uniform-0.7": uniform, "prune-wanda-alpha-0.7": uniform})}))
+    assert o.verdict == NOISE and o.interval == (0.0, 0.0)
     o = c.evaluate(_reader({c.inputs[0]: t[t.allocation != "alpha"]}))
     assert o.verdict == UNTESTABLE and "alpha/uniform" in o.why
 
@@ -126,6 +196,18 @@ def test_memtrain_claims_on_bytes_and_perplexity():
     ppl = _claim(cfg, "memtrain/qgalore-matches-galore")
     assert ppl.evaluate(_reader({ppl.inputs[0]: t})).diff == pytest.approx(0.1)
     assert ppl.evaluate(_reader({ppl.inputs[0]: t[t.variant != "galore"]})).verdict == UNTESTABLE
+    assert ppl.inputs == (ppl.inputs[0],)  # smoke fine-tunes no galore: no windows, no interval
+    # the embedded default fine-tunes one model with both: a paired bootstrap over its test windows
+    ppl = _claim(_config("config"), "memtrain/qgalore-matches-galore")
+    assert ppl.inputs[1:] == ("results/memtrain/finetune/tiny/galore/windows.csv", "results/memtrain/finetune/tiny/qgalore/windows.csv")
+    w = _noisy(50, 5, math.log(103.4))
+    tables = {ppl.inputs[0]: t, ppl.inputs[1]: pd.DataFrame([("tiny", "galore", "test", i, x, 7) for i, x in enumerate(w)],
+              columns=["model", "variant", "dataset", "window", "nll", "tokens"])}  # fmt: skip
+    tables[ppl.inputs[2]] = tables[ppl.inputs[1]].assign(variant="qgalore", nll=[x + (0.5 if i % 2 else -0.5) for i, x in enumerate(w)])
+    o = ppl.evaluate(_reader(tables))
+    assert o.diff == pytest.approx(0.1) and o.verdict == NOISE and o.how == "bootstrap over 50 windows (2000 resamples)"
+    tables[ppl.inputs[2]] = tables[ppl.inputs[1]].assign(variant="qgalore")  # the same windows: no worse, exactly
+    assert ppl.evaluate(_reader(tables)).interval == (0.0, 0.0) and ppl.evaluate(_reader(tables)).verdict == HOLDS
 
 
 def test_calibration_claims():
@@ -140,14 +222,65 @@ def test_calibration_claims():
             rows.append((f"calib-{source}-{fmt}", source, fmt, cat, "wanda", task, "acc", acc))
     rows.append(("dense", "(dense)", None, "dense", "dense", "a", "acc", 0.5))
     t = pd.DataFrame(rows, columns=["variant", "source", "format", "category", "method", "dataset", "metric", "value"])
+    no_items = lambda c: {p: pd.DataFrame(columns=["model", "variant", "dataset", "metric", "n", "correct"]) for p in c.inputs[1:]}  # noqa: E731
     par = _claim(cfg, "calibration/arithmetic-on-par/tiny")
-    o = par.evaluate(_reader({par.inputs[0]: t}))
-    assert o.diff == pytest.approx(85.0 - 60.0) and o.verdict == HOLDS
+    o = par.evaluate(_reader({par.inputs[0]: t, **no_items(par)}))
+    assert o.diff == pytest.approx(85.0 - 60.0) and o.verdict == HOLDS and o.interval is None
     icl = _claim(cfg, "calibration/icl-helps/tiny")
-    o = icl.evaluate(_reader({icl.inputs[0]: t}))
+    o = icl.evaluate(_reader({icl.inputs[0]: t, **no_items(icl)}))
     assert o.diff == pytest.approx(80.0 - 90.0) and o.verdict == FAILS
     smoke = _claim(_config("smoke"), "calibration/icl-helps/tiny")
-    assert smoke.evaluate(_reader({smoke.inputs[0]: t[t.format != "zero"]})).verdict == UNTESTABLE
+    assert smoke.evaluate(_reader({smoke.inputs[0]: t[t.format != "zero"], **no_items(smoke)})).verdict == UNTESTABLE
+
+
+def test_calibration_claims_paired_bootstrap_over_items():
+    """The items behind the accuracies: a clear gap (+20 points on 100 + 100 items) -> the
+    interval excludes 0; the same items -> [0, 0]; items that differ both ways -> within noise."""
+    import numpy as np
+
+    from compbench import stats
+
+    cfg = _config("config")
+    par = _claim(cfg, "calibration/arithmetic-on-par/tiny")
+    item_paths = [p for p in par.inputs if p.endswith("/lm_eval-items.csv")]
+    assert item_paths and len(item_paths) == len(par.inputs) - 1
+    rng = np.random.default_rng(0)
+    base = {task: rng.random(100) < 0.6 for task in ("cb_a", "cb_b")}
+    cells = {
+        "calib-tiny-raw_s0-wanda-0.5": ("tiny", "raw", "pretraining"),
+        "calib-arith-concat_s0-wanda-0.5": ("arith", "concat", "arithmetic"),
+    }
+
+    def run(arith):
+        rows, items = [], []
+        for v, (source, fmt, cat) in cells.items():
+            for task, ok in (arith if cat == "arithmetic" else base).items():
+                rows.append((v, source, fmt, cat, "wanda", task, "acc", ok.mean()))
+                items.append(("tiny", v, task, "acc", ok.size, stats.bits(ok)))
+        t = pd.DataFrame(rows, columns=["variant", "source", "format", "category", "method", "dataset", "metric", "value"])
+        it = pd.DataFrame(items, columns=["model", "variant", "dataset", "metric", "n", "correct"])
+        empty = it.iloc[:0]
+        return _reader({par.inputs[0]: t, **{p: it if i == 0 else empty for i, p in enumerate(item_paths)}})
+
+    better = {task: ok | (rng.random(100) < 0.5) for task, ok in base.items()}  # only ever more right
+    o = par.evaluate(run(better))
+    gain = 100 * np.mean([better[k].mean() - base[k].mean() for k in base])
+    assert o.diff == pytest.approx(gain) and gain > 15 and o.interval[0] > 0 and o.verdict == HOLDS
+    assert o.how == "bootstrap over 100 + 100 test items per task (2000 resamples)"
+    o = par.evaluate(run(base))
+    assert o.diff == 0 and o.interval == (0.0, 0.0) and o.verdict == HOLDS  # "on par or better": identical holds
+    one = {k: v.copy() for k, v in base.items()}
+    one["cb_a"][np.flatnonzero(~one["cb_a"])[:1]] = True  # one item more right: paired, no resample is below 0
+    o = par.evaluate(run(one))
+    assert o.diff == pytest.approx(0.5) and o.interval[0] == 0 < o.interval[1] and o.verdict == HOLDS
+    one["cb_a"][np.flatnonzero(~one["cb_a"])[:1]] = True  # two more right in one task, one more wrong in the other
+    one["cb_b"][np.flatnonzero(one["cb_b"])[:1]] = False
+    o = par.evaluate(run(one))
+    assert o.diff == pytest.approx(0.5) and o.interval[0] < 0 < o.interval[1] and o.verdict == NOISE
+    # without items (or with one task's items missing) no interval
+    lacking = run(better)
+    cut = lambda d: d[~((d.dataset == "cb_b") & d.variant.str.startswith("calib-tiny"))]  # noqa: E731
+    assert par.evaluate(lambda p: cut(lacking(p)) if p.endswith("items.csv") else lacking(p)).interval is None
 
 
 def test_lowrank_claims():
@@ -161,10 +294,22 @@ def test_lowrank_claims():
         ],
         columns=["variant", "value"],
     ).assign(metric="perplexity", dataset="tiny")
-    for cid, diff, word in [("lowrank/welore-beats-uniform/tiny", 2.0, HOLDS), ("lowrank/lrc-matches-full/tiny", 0.0, HOLDS)]:
+    w = _noisy(30, 3, math.log(105.0))
+    nll = {
+        "lowrank-uniform-0.6": [x + 7 * 0.2 for x in w],
+        "lowrank-welore-0.6": [x + 7 * 0.2 + (3.0 if i % 2 else -3.0) for i, x in enumerate(w)],  # as uniform on average, noisy
+        "lowrank-welore-0.5-ft-full": w,
+        "lowrank-welore-0.5-ft-lrc": w,
+    }
+    for cid, diff, word, no_interval in [
+        ("lowrank/welore-beats-uniform/tiny", 2.0, NOISE, HOLDS),
+        ("lowrank/lrc-matches-full/tiny", 0.0, HOLDS, HOLDS),
+    ]:
         c = _claim(cfg, cid)
-        o = c.evaluate(_reader({c.inputs[0]: t}))
-        assert o.diff == pytest.approx(diff) and o.verdict == word, cid
+        o = c.evaluate(_reader({c.inputs[0]: t, **_windows(c, "tiny", {})}))
+        assert o.diff == pytest.approx(diff) and o.verdict == no_interval and o.interval is None, cid
+        o = c.evaluate(_reader({c.inputs[0]: t, **_windows(c, "tiny", nll)}))
+        assert o.diff == pytest.approx(diff) and o.verdict == word and "windows" in o.how, cid
 
 
 # ---------------------------------------------------------------- speech, vision, fusion: intervals
@@ -298,8 +443,22 @@ def test_compose_claims():
         columns=["first", "second", "first_category", "second_category", "value"],
     ).assign(metric="edit_success")
     c = _claim(cfg, "compose/compression-hurts-editing/tiny")
-    o = c.evaluate(_reader({c.inputs[0]: runs}))
-    assert o.diff == pytest.approx(0.9 - 0.65) and o.verdict == HOLDS
+    empty = pd.DataFrame(columns=["model", "run", "order", "metric", "item", "value"])
+    no_items = {p: empty for p in c.inputs[1:]}
+    o = c.evaluate(_reader({c.inputs[0]: runs, **no_items}))
+    assert o.diff == pytest.approx(0.9 - 0.65) and o.verdict == HOLDS and o.interval is None
+    # each fact's edit success (20 facts): the paired bootstrap over facts
+    runs["order"] = ["ft", "ft→wanda", "wanda→ft", "ga"]
+    per_fact = {"ft": [1.0] * 18 + [0.0] * 2, "ft→wanda": [1.0] * 14 + [0.0] * 6, "wanda→ft": [1.0] * 12 + [0.0] * 8, "ga": [0.4] * 20}
+    items = pd.DataFrame(
+        [("tiny", o, o, "edit_success", i, v) for o, vs in per_fact.items() for i, v in enumerate(vs)], columns=empty.columns
+    )
+    o = c.evaluate(_reader({c.inputs[0]: runs, **no_items, c.inputs[1]: items}))
+    assert o.diff == pytest.approx(0.9 - 0.65) and o.how == "bootstrap over 20 edited facts (2000 resamples)"
+    assert 0 < o.interval[0] < o.diff < o.interval[1] and o.verdict == HOLDS
+    same = items.assign(value=lambda d: d["order"].map({"ft": 0.5, "ft→wanda": 0.5, "wanda→ft": 0.5, "ga": 0.4}))
+    o = c.evaluate(_reader({c.inputs[0]: runs, **no_items, c.inputs[1]: same}))
+    assert o.interval == (0.0, 0.0) and o.verdict == NOISE  # the table's numbers say otherwise; the facts say no change
     pairs = pd.DataFrame({"metric": ["edit_success"] * 2, "categories": ["compress×edit", "edit×unlearn"], "order_sensitivity": [0.1, 0.5]})
     c = _claim(cfg, "compose/order-matters/tiny")
     assert c.evaluate(_reader({c.inputs[0]: pairs})).diff == pytest.approx(0.1)

@@ -175,3 +175,17 @@ def test_the_claims_compare_each_method_with_rtn_at_the_same_bits():
     assert (gptq.verdict, gptq.diff, awq.verdict, awq.diff) == (HOLDS, 1.0, FAILS, -0.5)
     assert "RTN 12.00 → GPTQ 11.00 (tiny perplexity, 4 bits, groups of 128)" == gptq.numbers
     assert beats_rtn(lambda p: t, "x", "gptq", 3, 128).verdict == UNTESTABLE
+    # with the windows (rule perplexity): a paired bootstrap over them, oriented as the difference
+    w = [30.0 + (i % 5) for i in range(40)]
+    windows = pd.DataFrame(
+        [
+            ("m", v, "tiny", i, x + shift, 9)
+            for v, shift in (("quant-rtn-w4g128", 2.0), ("quant-gptq-w4g128", 0.0))
+            for i, x in enumerate(w)
+        ],
+        columns=["model", "variant", "dataset", "window", "nll", "tokens"],
+    )
+    tables = {"x": t, "w": windows}
+    o = beats_rtn(tables.__getitem__, "x", "gptq", 4, 128, windows=("w",))
+    assert o.diff == 1.0 and o.verdict == HOLDS and o.interval[0] > 0 and o.how == "bootstrap over 40 windows (2000 resamples)"
+    assert beats_rtn(tables.__getitem__, "x", "awq", 4, 128, windows=("w",)).interval is None  # awq has no windows here

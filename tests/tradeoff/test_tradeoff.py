@@ -201,7 +201,7 @@ def test_the_plane_holds_every_compressed_variant_and_no_trained_one():
 
 def test_the_claim_compares_the_best_quantised_with_the_best_pruned_no_larger():
     from compbench.tradeoff.claims import quantisation_beats_pruning
-    from compbench.verdicts import FAILS, HOLDS, UNTESTABLE
+    from compbench.verdicts import FAILS, HOLDS, NOISE, UNTESTABLE
 
     rows = [
         ("quant-gptq-w4g128", "quant", 100, 10.0),
@@ -219,6 +219,13 @@ def test_the_claim_compares_the_best_quantised_with_the_best_pruned_no_larger():
         and o.numbers.startswith("quant-gptq-w4g128 10.00")
         and "prune-wanda-uniform-0.8 12.00" in o.numbers
     )
+    # the two variants' windows the same: within noise, whatever the table says
+    w = pd.DataFrame(
+        [("m", v, "tiny", i, 20.0 + i % 3, 9) for v in ("quant-gptq-w4g128", "prune-wanda-uniform-0.8") for i in range(30)],
+        columns=["model", "variant", "dataset", "window", "nll", "tokens"],
+    )
+    o = quantisation_beats_pruning({"x": t, "w": w}.__getitem__, "x", "tiny", windows=("w",))
+    assert o.diff == 2.0 and o.interval == (0.0, 0.0) and o.verdict == NOISE
     t.loc[3, "perplexity_tiny"] = 9.5
     assert quantisation_beats_pruning(lambda p: t, "x", "tiny").verdict == FAILS
     assert (

@@ -1,6 +1,7 @@
 """End to end: Snakemake on the smoke config in a temporary copy of the workflow."""
 
 import io
+import math
 import re
 import time
 
@@ -45,6 +46,30 @@ def test_outputs_and_tidy_table(done):
     assert val.val_loss.iloc[-1] < val.val_loss.iloc[0]  # it learned
     assert (wd / "results/figures/pretrain-tiny.png").stat().st_size > 1000
     assert (wd / "results/models/tiny/model.safetensors").exists()
+
+
+def test_verdicts_bootstrap_the_evaluations_items(done):
+    """The smoke run's verdicts: every testable perplexity, zero-shot and edit-success claim has an
+    interval from a paired bootstrap over its evaluation's windows / items / facts (issue 22);
+    the claims that cannot have one (spectra's α, memtrain's bytes, compose's order sensitivity) have none."""
+    wd, _ = done
+    v = pd.read_csv(wd / "results/tables/verdicts.csv").set_index("id")
+    testable = v[v.verdict != "not testable here"]
+    line = testable["line"]
+    for ln in ("pruning", "lowrank", "quant", "tradeoff"):
+        rows = testable[line == ln]
+        assert len(rows) and rows.interval_method.str.fullmatch(r"bootstrap over \d+ windows \(2000 resamples\)").all(), (
+            ln,
+            rows.interval_method,
+        )
+    assert testable.loc["compose/compression-hurts-editing/tiny", "interval_method"].startswith("bootstrap over 4 edited facts")
+    # the smoke study has one calibration source (its claims are not testable): the items are there for them
+    items = pd.read_csv(wd / "results/eval/tiny/dense/lm_eval-items.csv")
+    zs = pd.read_csv(wd / "results/eval/tiny/dense/lm_eval.csv").set_index(["dataset", "metric"])
+    for r in items.itertuples():
+        assert len(r.correct) == r.n + 1 and r.correct.count("1") / r.n == pytest.approx(zs.loc[(r.dataset, r.metric), "value"])
+    for cid in ("spectra/heavy-tailed/tiny", "memtrain/qgalore-less-memory", "compose/order-matters/tiny"):
+        assert v.loc[cid, "noise"] in ("one run, no interval", "–"), cid
 
 
 def test_tradeoff_plane_and_quant_variants(done):
@@ -242,12 +267,13 @@ def test_batched_perplexity_equals_one_variant_at_a_time(done, monkeypatch):
     wd, _ = done
     cfg = smoke_config(wd)
     table = pd.read_csv(wd / "results/tables/perplexity.csv")
+    windows = pd.concat([pd.read_csv(wd / p) for p in lines.perplexity_outputs(cfg, "tiny", what="windows")], ignore_index=True)
     monkeypatch.chdir(wd)  # a variant names its base model relative to the run directory
     threads = torch.get_num_threads()
     torch.set_num_threads(cfg["resources"]["tiny"]["threads"])  # as the job ran
     try:
         for name, path in lines.variants(cfg, "tiny").items():
-            rows = perplexity_batch.variant_rows(
+            rows, alone = perplexity_batch.variant_rows(
                 path,
                 "tiny",
                 cfg["models"]["tiny"],
@@ -259,6 +285,11 @@ def test_batched_perplexity_equals_one_variant_at_a_time(done, monkeypatch):
             for r in rows:
                 got = table[(table.variant == name) & (table.metric == r["metric"]) & (table.dataset == "tiny")]
                 assert got.value.tolist() == [r["value"]] and got.tokens.tolist() == [r["tokens"]], (name, r["metric"])
+            # its windows (the verdicts' bootstrap): the same sums, and they give the table's perplexity exactly
+            w = windows[(windows.variant == name) & (windows.dataset == "tiny")].sort_values("window")
+            assert w.nll.tolist() == alone["nll"] and w.tokens.tolist() == alone["tokens"], name
+            ppl = table[(table.variant == name) & (table.metric == "perplexity") & (table.dataset == "tiny")].value.item()
+            assert math.exp(math.fsum(w.nll) / w.tokens.sum()) == ppl, name
     finally:
         torch.set_num_threads(threads)
     assert len(table[table.metric == "perplexity"]) == len(lines.variants(cfg, "tiny"))
@@ -272,8 +303,9 @@ def test_a_changed_variant_is_recomputed_an_unchanged_one_is_not(done, tmp_path)
     table is byte for byte the first run's, and nothing is left to do."""
     wd, _ = done
     table = wd / "results/eval/tiny/perplexity-memtrain-tiny.csv"
+    windows = wd / "results/eval/tiny/windows-memtrain-tiny.csv"
     log = wd / "results/logs/perplexity/tiny/memtrain-tiny.log"
-    first = table.read_bytes()
+    first, first_windows = table.read_bytes(), windows.read_bytes()
     cfg = yaml.safe_load((wd / "config/smoke.yaml").read_text())
     cfg["memtrain"]["hyper"]["lora"]["rank"] = 8
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
@@ -288,6 +320,9 @@ def test_a_changed_variant_is_recomputed_an_unchanged_one_is_not(done, tmp_path)
         new = pd.read_csv(table).set_index(["variant", "metric"])
         assert new.loc[("train-qgalore", "perplexity")].equals(old.loc[("train-qgalore", "perplexity")])  # timings too
         assert new.loc[("train-lora", "perplexity"), "value"] != old.loc[("train-lora", "perplexity"), "value"]
+        old_w, new_w = (pd.read_csv(x).set_index(["variant", "window"]) for x in (io.BytesIO(first_windows), windows))
+        assert new_w.loc["train-qgalore"].equals(old_w.loc["train-qgalore"])  # a cached row restores its windows
+        assert not new_w.loc["train-lora"].equals(old_w.loc["train-lora"])
     finally:
         snakemake(wd, "--configfile", "config/smoke.yaml")
     text = log.read_text()
@@ -298,4 +333,5 @@ def test_a_changed_variant_is_recomputed_an_unchanged_one_is_not(done, tmp_path)
     b = pd.read_csv(table, float_precision="round_trip")
     assert sorted(a.columns) == sorted(b.columns)
     pd.testing.assert_frame_equal(a[sorted(a.columns)], b[sorted(a.columns)])
+    assert windows.read_bytes() == first_windows  # the windows of both variants come back from the cache, byte for byte
     assert planned_jobs(wd) == {}

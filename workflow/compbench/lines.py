@@ -177,11 +177,14 @@ def perplexity_batch_line(batch: str) -> Line | None:
     return LINES.get(re.sub(r"-\d+$", "", batch))
 
 
-def perplexity_outputs(config: dict, model: str | None = None, names=None) -> list[str]:
+def perplexity_outputs(config: dict, model: str | None = None, names=None, what: str = "perplexity") -> list[str]:
     """The perplexity tables holding the given variants (default: every variant) of a model
     (default: every model), on every data set: one table per batch (:func:`perplexity_batches`),
     one row per (variant, metric). A table may hold more variants than asked for: select
-    rows by ``variant``."""
+    rows by ``variant``. ``what="windows"``: the batches' window tables instead (one row per
+    (variant, window): NLL sum and token count, :mod:`compbench.perplexity_batch`)."""
+    if what not in ("perplexity", "windows"):
+        raise ValueError(f"perplexity_outputs: what={what!r}; allowed: 'perplexity', 'windows'")
     out = []
     for m in [model] if model else list(config.get("models", {})):
         batches = perplexity_batches(config, m)
@@ -189,7 +192,7 @@ def perplexity_outputs(config: dict, model: str | None = None, names=None) -> li
         for b, members in batches.items():
             if wanted is None or wanted & set(members):
                 for d in config["evaluation"]["perplexity"]["datasets"]:
-                    out.append(f"{RESULTS}/eval/{m}/perplexity-{b}-{d}.csv")
+                    out.append(f"{RESULTS}/eval/{m}/{what}-{b}-{d}.csv")
     return out
 
 

@@ -1,6 +1,12 @@
 """Rule perplexity: one variant's evaluation, a batch of variants per job, and the
 result cache's key (:mod:`compbench.resultcache`).
 
+Besides the tidy rows (the perplexity table), a batch writes each variant's windows:
+one row per (variant, window) with the window's NLL sum and token count
+(:data:`compbench.perplexity.WINDOW_COLUMNS`, ``windows-<batch>-<dataset>.csv``), from which the verdicts
+bootstrap a paired interval over windows (:func:`compbench.verdicts.perplexity_interval`).
+A cached variant restores its windows from the cache entry (its ``extra``).
+
 Apart from :mod:`compbench.perplexity` (the protocol, which the composability and
 memory-efficient-training jobs use too), so that an edit here reruns the perplexity
 jobs only.
@@ -12,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from compbench.perplexity import DATASETS, evaluate
+from compbench.perplexity import DATASETS, evaluate, window_rows
 
 METRICS = ("perplexity", "nll")
 COUNTS = ("windows", "tokens", "seq_len")
@@ -24,10 +30,11 @@ def dataset_text(dataset: str, sources, corpus_dir, c4_documents=None) -> str:
 
 def variant_rows(
     path, dataset: str, spec: dict, evaluation: dict, sources, corpus_dir, device, ids_cache: dict | None = None
-) -> list[dict]:
+) -> tuple[list[dict], dict]:
     """One variant's evaluation, as the per-variant job always did it: load the variant,
     tokenise the data set with its tokenizer, :func:`evaluate`; the tidy rows (one per
-    metric, without ``model`` / ``variant``) with provenance. ``ids_cache`` (tokenizer
+    metric, without ``model`` / ``variant``) with provenance, and its windows
+    (``{"nll": [...], "tokens": [...]}``, one entry per window). ``ids_cache`` (tokenizer
     directory, data set) -> token ids lets a batch tokenise once; the numbers are the same."""
     from compbench import provenance, tokenizer, variants
 
@@ -50,7 +57,8 @@ def variant_rows(
     rec = provenance.stamp({"model": spec, "evaluation": evaluation}, None, run)
     rec["tokens_per_s"] = res["tokens"] / max(rec["wall_s"], 1e-9)
     extra = {k: int(res[k]) for k in COUNTS}
-    return [{"dataset": dataset, "metric": m, "value": float(res[m]), **rec, **extra} for m in METRICS]
+    windows = {"nll": [float(x) for x in res["window_nll"]], "tokens": [int(x) for x in res["window_tokens"]]}
+    return [{"dataset": dataset, "metric": m, "value": float(res[m]), **rec, **extra} for m in METRICS], windows
 
 
 def cache_parts(path, dataset: str, spec: dict, evaluation: dict, sources, text_files, code_files, device) -> dict:
@@ -87,27 +95,32 @@ def evaluate_batch(
     text_files=(),
     code_files=(),
     log=None,
-) -> list[dict]:
-    """Rule ``perplexity``: every variant of ``members`` (name -> directory) in turn, the
-    rows of all in order. With a :class:`compbench.resultcache.ResultCache`, a variant
-    whose key is stored is read back instead of evaluated (``log`` says which)."""
-    rows, ids_cache = [], {}
+) -> tuple[list[dict], list[dict]]:
+    """Rule ``perplexity``: every variant of ``members`` (name -> directory) in turn; the
+    rows of all in order and their windows (:func:`window_rows`). With a
+    :class:`compbench.resultcache.ResultCache`, a variant whose key is stored (with its
+    windows) is read back instead of evaluated (``log`` says which)."""
+    rows, windows, ids_cache = [], [], {}
     for name, path in members.items():
         parts = key = None
         got = None
         if cache is not None:
             parts = cache_parts(path, dataset, spec, evaluation, sources, text_files, code_files, device)
             key = cache.key(parts)
-            got = cache.get(key)
+            got = cache.get_with_extra(key)
+            if got is not None and not isinstance(got[1], dict):
+                got = None  # an entry without windows: evaluate again
         if got is None:
             got = variant_rows(path, dataset, spec, evaluation, sources, corpus_dir, device, ids_cache)
             if cache is not None:
-                cache.put(key, parts, got)
+                cache.put(key, parts, *got)
             how = "evaluated"
         else:
             how = "from cache"
+        got_rows, got_windows = got
         if log is not None:
-            ppl = next(r["value"] for r in got if r["metric"] == "perplexity")
+            ppl = next(r["value"] for r in got_rows if r["metric"] == "perplexity")
             log.info("%s/%s on %s: %s, perplexity %.6g%s", model_name, name, dataset, how, ppl, f" (key {key[:12]})" if key else "")
-        rows += [{"model": model_name, "variant": name, **r} for r in got]
-    return rows
+        rows += [{"model": model_name, "variant": name, **r} for r in got_rows]
+        windows += window_rows(model_name, name, dataset, got_windows)
+    return rows, windows

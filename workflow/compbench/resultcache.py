@@ -9,8 +9,10 @@ the settings, the code files and the library versions -- so a variant whose key 
 unchanged is read back instead of recomputed, with exactly the numbers computed before.
 
 An entry is one JSON file ``<root>/<key>.json`` holding the key, the parts it was made
-from (to read what it depends on) and the result rows, with a checksum of the rows; an
-entry that does not parse or match is a miss (recomputed and rewritten), never an error.
+from (to read what it depends on), the result rows and, optionally, extra detail behind
+them (``extra``: e.g. the perplexity's per-window sums, which a cached row must restore
+too), with a checksum of each; an entry that does not parse or match is a miss
+(recomputed and rewritten), never an error.
 ``COMPBENCH_RESULT_CACHE=off`` makes every lookup a miss (timings, debugging); results
 are still stored. Entries are never wrong, only unused: ``rm -r results/cache`` is safe.
 """
@@ -62,6 +64,11 @@ class ResultCache:
 
     def get(self, key: str) -> list[dict] | None:
         """The rows stored under ``key``, or None (absent, unreadable, or reads disabled)."""
+        got = self.get_with_extra(key)
+        return None if got is None else got[0]
+
+    def get_with_extra(self, key: str) -> tuple[list[dict], object] | None:
+        """(rows, extra) stored under ``key`` (extra None when the entry has none), or None."""
         if not self.read:
             return None
         try:
@@ -70,12 +77,16 @@ class ResultCache:
             return None
         if not isinstance(entry, dict) or entry.get("key") != key or entry.get("rows_sha256") != _digest(entry.get("rows")):
             return None
-        return entry["rows"]
+        if entry.get("extra_sha256", _digest(None)) != _digest(entry.get("extra")):
+            return None
+        return entry["rows"], entry.get("extra")
 
-    def put(self, key: str, parts: dict, rows: list[dict]) -> None:
-        """Store ``rows`` (JSON-able dicts) under ``key``, atomically."""
+    def put(self, key: str, parts: dict, rows: list[dict], extra=None) -> None:
+        """Store ``rows`` (JSON-able dicts) and ``extra`` (JSON-able, optional) under ``key``, atomically."""
         self.root.mkdir(parents=True, exist_ok=True)
         entry = {"key": key, "parts": parts, "rows": rows, "rows_sha256": _digest(rows)}
+        if extra is not None:
+            entry.update(extra=extra, extra_sha256=_digest(extra))
         fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".tmp", dir=self.root)
         with os.fdopen(fd, "w") as f:  # keys in their order: rows read back make the same table, column for column
             json.dump(entry, f, indent=1, default=str)

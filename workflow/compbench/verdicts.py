@@ -14,6 +14,13 @@ A claim passes a 95 % interval of its difference where the run gives one
 items), and :func:`verdict` says "within noise" when the interval covers 0.
 Without an interval the verdict is the sign of the difference, and the front page
 says that no interval was computed.
+
+The test items of a perplexity are its evaluation windows: the rule ``perplexity``
+writes each variant's per-window NLL sums and token counts, and
+:func:`perplexity_interval` bootstraps two variants' perplexity difference over the
+windows they share (a resample's perplexity is exp(sum NLL / sum tokens) of the drawn
+windows). Zero-shot accuracies resample their items (lm-eval's per-sample
+correctness, :func:`accuracy_items`).
 """
 
 from __future__ import annotations
@@ -81,6 +88,85 @@ class Outcome:
 
 def untestable(why: str) -> Outcome:
     return Outcome(numbers="–", diff=None, why=why)
+
+
+def with_summary(numbers: str, diff: float, summary=None, strict: bool = True) -> Outcome:
+    """An outcome whose interval (if any) comes from a :class:`compbench.stats.Summary`."""
+    if summary is None or summary.interval is None:
+        return Outcome(numbers=numbers, diff=diff, strict=strict)
+    return Outcome(numbers=numbers, diff=diff, interval=summary.interval, strict=strict, how=summary.method)
+
+
+def accuracy_items(read, paths, metric: str = "acc") -> dict:
+    """(variant, task) -> per-item correctness (bool array, items in lm-eval's ``doc_id`` order)
+    from the rule ``lm_eval``'s item tables ``paths`` (``lm_eval-items.csv``,
+    :func:`compbench.zeroshot.items`)."""
+    from compbench import stats
+
+    out = {}
+    for p in paths:
+        t = read(p)
+        for r in t[t["metric"] == metric].itertuples():
+            out[(r.variant, r.dataset)] = stats.unbits(r.correct)
+    return out
+
+
+def accuracy_interval(items: dict, variants, point: float, contrast: Callable):
+    """The :class:`compbench.stats.Summary` of a contrast of zero-shot accuracies: a paired
+    percentile bootstrap over each task's items (the same draw for every variant).
+    ``contrast(acc)`` gets ``acc[variant]``, the resampled accuracies (%, mean over the
+    tasks, as the tables average them) and returns the ``n_boot`` resampled contrasts;
+    ``point`` is the run's own value. None when a variant lacks a task's items or the
+    variants differ in a task's item count."""
+    import numpy as np
+
+    from compbench import stats
+
+    variants = list(dict.fromkeys(variants))
+    tasks = sorted({t for v, t in items if v in variants})
+    if not variants or not tasks or any((v, t) not in items for v in variants for t in tasks):
+        return None
+    sizes = [len(items[(variants[0], t)]) for t in tasks]
+    if any(len(items[(v, t)]) != n for v in variants for t, n in zip(tasks, sizes)) or not all(sizes):
+        return None
+
+    def stat(idx):
+        acc = {v: 100 * np.mean([items[(v, t)][i].mean(-1) for t, i in zip(tasks, idx)], axis=0) for v in variants}
+        return contrast(acc)
+
+    return stats.summarise([point], stat, sizes, what="test items per task")
+
+
+def perplexity_interval(read, paths, dataset: str, high: str, low: str):
+    """The :class:`compbench.stats.Summary` of perplexity(``high``) − perplexity(``low``) on
+    ``dataset``: a paired percentile bootstrap over the evaluation windows both variants
+    share, from the window tables ``paths`` (rule ``perplexity``'s ``windows-*.csv``; one
+    row per (variant, dataset, window): ``nll`` sum and ``tokens``). A resample's
+    perplexity is exp(sum NLL / sum tokens) of its drawn windows, the same draw for both
+    variants. None when either variant has no windows or they differ in windows (e.g.
+    other tokenizers)."""
+    import math
+
+    import numpy as np
+    import pandas as pd
+
+    from compbench import stats
+
+    frames = [f for f in (read(p) for p in paths) if len(f)]
+    if not frames:
+        return None
+    w = pd.concat(frames, ignore_index=True)
+    w = w[w["dataset"] == dataset]
+    a, b = (w[w["variant"] == v].sort_values("window") for v in (high, low))
+    if a.empty or b.empty or len(a) != len(b) or not np.array_equal(a["window"].to_numpy(), b["window"].to_numpy()):
+        return None
+    if not np.array_equal(a["tokens"].to_numpy(), b["tokens"].to_numpy()):
+        return None
+    tokens = a["tokens"].to_numpy(dtype=float)
+    ra = stats.seed_mean_ratio(a["nll"].to_numpy(dtype=float), tokens)
+    rb = stats.seed_mean_ratio(b["nll"].to_numpy(dtype=float), tokens)
+    ppl = [math.exp(math.fsum(v["nll"]) / float(tokens.sum())) for v in (a, b)]
+    return stats.summarise([ppl[0] - ppl[1]], lambda idx: np.exp(ra(idx)) - np.exp(rb(idx)), len(a), what="windows")
 
 
 @dataclass(frozen=True)

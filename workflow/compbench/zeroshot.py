@@ -198,6 +198,27 @@ def tidy(results: dict, **columns) -> list[dict]:
     return rows
 
 
+ITEM_METRICS = ("acc", "acc_norm", "exact_match")  # per-sample 0/1 metrics whose items are kept
+
+
+def items(results: dict, **columns) -> list[dict]:
+    """Per-item correctness of every task (lm-eval's logged samples, ``log_samples=True``):
+    one row per (task, metric) of :data:`ITEM_METRICS` with the items in ``doc_id`` order as
+    a 0/1 string (:func:`compbench.stats.bits`), for the verdicts' bootstrap over items. A
+    metric whose per-sample values are not all 0 or 1 is left out."""
+    from compbench import stats
+
+    rows = []
+    for task, samples in (results.get("samples") or {}).items():
+        samples = sorted(samples, key=lambda e: e["doc_id"])
+        for metric in ITEM_METRICS:
+            vals = [e.get(metric) for e in samples]
+            if not vals or any(v not in (0, 1, True, False) for v in vals):
+                continue
+            rows.append({**columns, "dataset": task, "metric": metric, "n": len(vals), "correct": stats.bits([bool(v) for v in vals])})
+    return rows
+
+
 def chance(task: str) -> float:
     """Chance accuracy of a generated task (NaN for lm-eval's own tasks)."""
     from compbench import tasks as generated

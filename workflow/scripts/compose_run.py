@@ -1,5 +1,6 @@
 """Rule compose_run: the unchanged model, one intervention, or a pair in both
-orders, each on a fresh copy of the model; every metric of the study."""
+orders, each on a fresh copy of the model; every metric of the study, and each fact's
+edit success (the items table)."""
 
 import copy
 import json
@@ -30,7 +31,7 @@ with runlog.to_file(snakemake.log[0]) as log:
     seq_len = models.seq_len(base, ev.get("seq_len"))
     base_predictions = em.predictions(base, tok, data.locality, device)
     orders = [steps] if len(steps) < 2 else [steps, steps[::-1]]
-    rows = []
+    rows, items = [], []  # items: each fact's edit success, for the verdicts' bootstrap over facts
     for order in orders:
         torch.manual_seed(p.seed)
         model = copy.deepcopy(base)
@@ -38,7 +39,8 @@ with runlog.to_file(snakemake.log[0]) as log:
         ctx = Context(tok, device, data, calib, cache_dir=Path(stats) if stats else None, seed=p.seed, log=log.info)
         with provenance.measure(device) as run:
             infos = compose.apply(model, ctx, order)
-        metrics = compose.evaluate(model, ctx, base_predictions, ppl_ids, seq_len, ev["ppl_windows"], ev["batch_size"])
+        per_item = {}
+        metrics = compose.evaluate(model, ctx, base_predictions, ppl_ids, seq_len, ev["ppl_windows"], ev["batch_size"], per_item)
         metrics["avg_bits"] = compose.avg_bits(infos)
         name = "→".join(s.id for s in order) or "none"
         log.info("%s: %s", name, {k: round(v, 4) for k, v in metrics.items()})
@@ -61,5 +63,11 @@ with runlog.to_file(snakemake.log[0]) as log:
                     **rec,
                 }
             )
+        items += [
+            {"model": w.model, "run": w.run, "order": name, "metric": m, "item": i, "value": v}
+            for m, vs in per_item.items()
+            for i, v in enumerate(vs)
+        ]
         del model
-    write_table(snakemake.output[0], pd.DataFrame(rows))
+    write_table(snakemake.output.table, pd.DataFrame(rows))
+    write_table(snakemake.output.per_item, pd.DataFrame(items, columns=["model", "run", "order", "metric", "item", "value"]))

@@ -1,4 +1,5 @@
-"""Rule lm_eval: zero-shot accuracy of one variant with lm-eval (tidy rows per task and metric)."""
+"""Rule lm_eval: zero-shot accuracy of one variant with lm-eval (tidy rows per task and metric),
+and its per-item correctness (one row per task and metric, compbench.zeroshot.items)."""
 
 import os
 
@@ -25,7 +26,14 @@ with runlog.to_file(snakemake.log[0]) as log:
     with provenance.measure(device) as run:
         with zeroshot.materialised(snakemake.input.variant, dtype=None, tmp_root=os.environ.get("TMPDIR")) as model_dir:
             res = zeroshot.evaluate(
-                model_dir, lm["tasks"], include, lm["batch_size"], lm.get("limit"), str(device), spec.get("dtype", "float32")
+                model_dir,
+                lm["tasks"],
+                include,
+                lm["batch_size"],
+                lm.get("limit"),
+                str(device),
+                spec.get("dtype", "float32"),
+                log_samples=True,
             )
     rec = provenance.stamp({"model": spec, "lm_eval": lm}, 0, run)
     rows = zeroshot.tidy(res, model=w.model, variant=w.variant)
@@ -34,4 +42,6 @@ with runlog.to_file(snakemake.log[0]) as log:
         r.update(rec)
     df = pd.DataFrame(rows)
     log.info("%s/%s lm-eval (%.1f s):\n%s", w.model, w.variant, rec["wall_s"], df[["dataset", "metric", "value", "chance"]].to_string())
-    write_table(snakemake.output[0], df)
+    write_table(snakemake.output.table, df)
+    items = zeroshot.items(res, model=w.model, variant=w.variant)
+    write_table(snakemake.output.per_item, pd.DataFrame(items, columns=["model", "variant", "dataset", "metric", "n", "correct"]))

@@ -1,5 +1,6 @@
 """Rules memtrain_finetune / memtrain_pretrain: train one model with one training
-variant (AdamW / LoRA / GaLore / Q-GaLore / ablations), measure it, save it."""
+variant (AdamW / LoRA / GaLore / Q-GaLore / ablations), measure it (its test perplexity's
+per-window NLL sums in windows.csv, for the verdicts' bootstrap), save it."""
 
 import json
 
@@ -69,6 +70,8 @@ with runlog.to_file(snakemake.log[0]) as log:
     stamp = provenance.stamp({"memtrain": mt, "regime": regime}, rg["seed"], run)
     keys = {"regime": regime, "model": w.base, "variant": name}
     write_table(snakemake.output.curve, pd.DataFrame(curve).assign(**keys))
+    windows = perplexity.window_rows(w.base, name, "test", {"nll": ppl["window_nll"], "tokens": ppl["window_tokens"]})
+    write_table(snakemake.output.windows, pd.DataFrame(windows, columns=perplexity.WINDOW_COLUMNS))
     write_table(snakemake.output.refresh, pd.DataFrame(refresh, columns=["layer", "step", "gap", "similarity"]).assign(**keys))
     rows = [{**keys, "metric": k, "value": float(v)} for k, v in summary.items() if v is not None]
     write_table(snakemake.output.summary, pd.DataFrame(rows).assign(**{k: v for k, v in stamp.items() if k not in keys}))

@@ -95,6 +95,11 @@ def lm_eval_outputs(config: dict, model: str) -> list[str]:
     return [f"{RESULTS}/eval/{model}/{v}/lm_eval.csv" for v in ["dense", *variants(config, model)]]
 
 
+def lm_eval_items(config: dict, model: str) -> list[str]:
+    """The per-item correctness of every cell's zero-shot evaluation (rule lm_eval's ``items``)."""
+    return [f"{RESULTS}/eval/{model}/{v}/lm_eval-items.csv" for v in variants(config, model)]
+
+
 def targets(config: dict) -> list[str]:
     per_model = lines.per_model(
         config, "tables/calibration-{model}.csv", "tables/calibration-paper-{model}.csv", "figures/calibration-heatmap-{model}.png"

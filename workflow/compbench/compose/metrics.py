@@ -81,8 +81,13 @@ def _mean(xs: list[float]) -> float:
     return sum(xs) / len(xs) if xs else float("nan")
 
 
+def edit_success_items(model, tokenizer, edits, device) -> list[float]:
+    """Each edit's success: the fraction of its new target's tokens the model predicts."""
+    return token_accuracy(model, tokenizer, [e.prompt for e in edits], [e.target_new for e in edits], device)
+
+
 def edit_success(model, tokenizer, edits, device) -> float:
-    return _mean(token_accuracy(model, tokenizer, [e.prompt for e in edits], [e.target_new for e in edits], device))
+    return _mean(edit_success_items(model, tokenizer, edits, device))
 
 
 def generalisation(model, tokenizer, edits, device) -> float:

@@ -93,15 +93,22 @@ def avg_bits(infos: list[dict]) -> float:
     return float(bits[-1]) if bits else DENSE_BITS
 
 
-def evaluate(model, ctx: Context, base_predictions, ppl_ids, seq_len: int, ppl_windows: int, batch_size: int = 8) -> dict:
-    """Every metric of the study on ``model`` (see the module docstring)."""
+def evaluate(
+    model, ctx: Context, base_predictions, ppl_ids, seq_len: int, ppl_windows: int, batch_size: int = 8, items: dict | None = None
+) -> dict:
+    """Every metric of the study on ``model`` (see the module docstring). ``items``, if given,
+    receives the per-fact edit success (``items["edit_success"]``: each edit's token accuracy,
+    whose mean is the metric) for the verdicts' bootstrap over facts."""
     from compbench.compose import metrics as em
     from compbench.perplexity import evaluate as perplexity
 
     d, tok, dev = ctx.data, ctx.tokenizer, ctx.device
     model.eval()
+    per_edit = em.edit_success_items(model, tok, d.edits, dev)
+    if items is not None:
+        items["edit_success"] = [float(x) for x in per_edit]
     return {
-        "edit_success": em.edit_success(model, tok, d.edits, dev),
+        "edit_success": sum(per_edit) / len(per_edit) if per_edit else float("nan"),
         "generalisation": em.generalisation(model, tok, d.edits, dev),
         "locality": em.locality(base_predictions, em.predictions(model, tok, d.locality, dev)),
         "forget_acc": em.mcq_accuracy(model, tok, d.forget_mcq, dev),

@@ -1,12 +1,15 @@
 """The low-rank line's paper claims (WeLore), decided on this run's lowrank table
-(compbench.verdicts)."""
+(compbench.verdicts), with a paired bootstrap interval over the perplexity's evaluation
+windows (compbench.verdicts.perplexity_interval)."""
 
 from __future__ import annotations
 
 from functools import partial
 
+from compbench import lines
 from compbench.lines import RESULTS
-from compbench.verdicts import Claim, Outcome, untestable
+from compbench.lowrank import grid
+from compbench.verdicts import Claim, Outcome, perplexity_interval, untestable, with_summary
 
 PAPER = "WeLore (Jaiswal et al., 2024)"
 SOURCE = "WeLore (Jaiswal et al., arXiv:2407.11239), abstract: 50 % compressed LLaMA-2-7B"
@@ -19,23 +22,29 @@ def _perplexity(t, variant: str):
     return (float(v["value"].iloc[0]), str(v["dataset"].iloc[0])) if len(v) else None
 
 
-def beats_uniform(read, path: str, ratio: float) -> Outcome:
-    """Perplexity of WeLore's non-uniform rank reduction below uniform's at the same reduction."""
+def beats_uniform(read, path: str, ratio: float, windows=()) -> Outcome:
+    """Perplexity of WeLore's non-uniform rank reduction below uniform's at the same reduction
+    (interval: paired bootstrap over the windows)."""
     t = read(path)
-    w, u = _perplexity(t, f"lowrank-welore-{ratio}"), _perplexity(t, f"lowrank-uniform-{ratio}")
+    wv, uv = f"lowrank-welore-{ratio}", f"lowrank-uniform-{ratio}"
+    w, u = _perplexity(t, wv), _perplexity(t, uv)
     if w is None or u is None:
         return untestable(f"no welore/uniform pair at rank reduction {ratio}")
-    return Outcome(numbers=f"uniform {u[0]:.2f} → WeLore {w[0]:.2f} ({w[1]} perplexity, rank reduction {ratio})", diff=u[0] - w[0])
+    noise = perplexity_interval(read, windows, w[1], uv, wv)
+    return with_summary(f"uniform {u[0]:.2f} → WeLore {w[0]:.2f} ({w[1]} perplexity, rank reduction {ratio})", u[0] - w[0], noise)
 
 
-def lrc_matches_full(read, path: str, ratio: float) -> Outcome:
-    """Fine-tuning only the low-rank components reaches full fine-tuning's perplexity (same token budget)."""
+def lrc_matches_full(read, path: str, ratio: float, windows=()) -> Outcome:
+    """Fine-tuning only the low-rank components reaches full fine-tuning's perplexity (same token
+    budget; interval: paired bootstrap over the windows)."""
     t = read(path)
-    lrc, full = _perplexity(t, f"lowrank-welore-{ratio}-ft-lrc"), _perplexity(t, f"lowrank-welore-{ratio}-ft-full")
+    lv, fv = f"lowrank-welore-{ratio}-ft-lrc", f"lowrank-welore-{ratio}-ft-full"
+    lrc, full = _perplexity(t, lv), _perplexity(t, fv)
     if lrc is None or full is None:
         return untestable(f"no WeLore {ratio} run fine-tuned in both the lrc and the full mode")
-    return Outcome(
-        numbers=f"full {full[0]:.2f} vs LRC-only {lrc[0]:.2f} ({lrc[1]} perplexity, WeLore {ratio})", diff=full[0] - lrc[0], strict=False
+    noise = perplexity_interval(read, windows, lrc[1], fv, lv)
+    return with_summary(
+        f"full {full[0]:.2f} vs LRC-only {lrc[0]:.2f} ({lrc[1]} perplexity, WeLore {ratio})", full[0] - lrc[0], noise, strict=False
     )
 
 
@@ -47,22 +56,23 @@ def claims(config: dict) -> list[Claim]:
     out = []
     for m in config.get("models", {}):
         path = f"{RESULTS}/tables/lowrank-{m}.csv"
+        windows = tuple(lines.perplexity_outputs(config, m, list(grid.variants(config, m)), what="windows"))
         out += [
             claim(
                 id=f"lowrank/welore-beats-uniform/{m}",
                 statement=f"WeLore's non-uniform rank reduction loses less perplexity than uniform reduction ({m}, reduction {ratio:g})",
                 anchor="non-uniform beats uniform reduction (a finding; no single number in the abstract)",
                 link=f"{RESULTS}/figures/lowrank-{m}.png",
-                inputs=(path,),
-                evaluate=lambda read, path=path: beats_uniform(read, path, ratio),
+                inputs=(path, *windows),
+                evaluate=lambda read, path=path, windows=windows: beats_uniform(read, path, ratio, windows),
             ),
             claim(
                 id=f"lowrank/lrc-matches-full/{m}",
                 statement=f"Fine-tuning only the low-rank components matches full fine-tuning ({m}, WeLore {ft_ratio:g})",
                 anchor="LRC-only outperforms full fine-tuning with ~3x throughput and ~0.6x GPU memory",
                 link=f"{RESULTS}/figures/lowrank-finetune-{m}.png",
-                inputs=(path,),
-                evaluate=lambda read, path=path: lrc_matches_full(read, path, ft_ratio),
+                inputs=(path, *windows),
+                evaluate=lambda read, path=path, windows=windows: lrc_matches_full(read, path, ft_ratio, windows),
             ),
         ]
     return out

@@ -1,10 +1,13 @@
 """The pruning line's paper claims (AlphaPruning, OWL), decided on this run's
-pruning table (compbench.verdicts)."""
+pruning table (compbench.verdicts), with a paired bootstrap interval over the
+perplexity's evaluation windows (compbench.verdicts.perplexity_interval)."""
 
 from __future__ import annotations
 
+from compbench import lines
 from compbench.lines import RESULTS
-from compbench.verdicts import Claim, Outcome, untestable
+from compbench.prune import grid
+from compbench.verdicts import Claim, Outcome, perplexity_interval, untestable, with_summary
 
 # The published WikiText-2 perplexities of LLaMA-7B at 70 % unstructured sparsity,
 # from the AlphaPruning paper's comparison of allocations (Lu et al., NeurIPS 2024;
@@ -39,17 +42,20 @@ def anchor(method: str, allocation: str) -> str:
     return f"uniform {u:.2f} → {allocation} {a:.2f}" if a is not None else f"uniform {u:.2f} ({allocation}: not listed)"
 
 
-def beats_uniform(read, path: str, method: str, allocation: str, target: float) -> Outcome:
+def beats_uniform(read, path: str, method: str, allocation: str, target: float, windows=()) -> Outcome:
+    """Perplexity of uniform minus the allocation's (> 0: the allocation wins); its interval
+    from the two variants' windows (``windows``: the window tables holding them)."""
     t = read(path)
     t = t[(t["method"] == method) & (t["target"].astype(float).round(6) == round(target, 6))]
     ds = sorted(t["dataset"].dropna().unique())
     if not ds:
         return untestable(f"no {method} variant at {target:.0%}")
-    t = t[t["dataset"] == ds[0]].set_index("allocation")["perplexity"]
-    if "uniform" not in t or allocation not in t:
+    t = t[t["dataset"] == ds[0]].set_index("allocation")
+    if "uniform" not in t.index or allocation not in t.index:
         return untestable(f"the grid has no {method} {allocation}/uniform pair at {target:.0%}")
-    u, a = float(t["uniform"]), float(t[allocation])
-    return Outcome(numbers=f"uniform {u:.1f} → {allocation} {a:.1f} ({ds[0]} perplexity, {target:.0%})", diff=u - a)
+    u, a = float(t.at["uniform", "perplexity"]), float(t.at[allocation, "perplexity"])
+    noise = perplexity_interval(read, windows, ds[0], t.at["uniform", "variant"], t.at[allocation, "variant"])
+    return with_summary(f"uniform {u:.1f} → {allocation} {a:.1f} ({ds[0]} perplexity, {target:.0%})", u - a, noise)
 
 
 def claims(config: dict) -> list[Claim]:
@@ -58,6 +64,7 @@ def claims(config: dict) -> list[Claim]:
     out = []
     for m in config.get("models", {}):
         path = f"{RESULTS}/tables/pruning-{m}.csv"
+        windows = tuple(lines.perplexity_outputs(config, m, list(grid.variants(config, m)), what="windows"))
         for allocation, (paper, statement) in ALLOCATIONS.items():
             if allocation not in pr["allocations"]:
                 continue
@@ -71,9 +78,9 @@ def claims(config: dict) -> list[Claim]:
                         anchor=anchor(method, allocation),
                         source=SOURCE,
                         link=f"{RESULTS}/figures/pruning-paper-table-{m}.html",
-                        inputs=(path,),
-                        evaluate=lambda read, path=path, method=method, allocation=allocation: beats_uniform(
-                            read, path, method, allocation, target
+                        inputs=(path, *windows),
+                        evaluate=lambda read, path=path, method=method, allocation=allocation, windows=windows: beats_uniform(
+                            read, path, method, allocation, target, windows
                         ),
                     )
                 )

@@ -1,11 +1,13 @@
 """The quant line's paper claims (GPTQ, AWQ: both beat round-to-nearest at the same bits),
-decided on this run's quant table (compbench.verdicts)."""
+decided on this run's quant table (compbench.verdicts), with a paired bootstrap interval
+over the perplexity's evaluation windows (compbench.verdicts.perplexity_interval)."""
 
 from __future__ import annotations
 
+from compbench import lines
 from compbench.lines import RESULTS
-from compbench.quant.grid import name, settings
-from compbench.verdicts import Claim, Outcome, untestable
+from compbench.quant.grid import name, settings, variants
+from compbench.verdicts import Claim, Outcome, perplexity_interval, untestable, with_summary
 
 PAPERS = {
     "gptq": (
@@ -27,14 +29,17 @@ def _perplexity(t, variant: str):
     return (float(v["perplexity"].iloc[0]), str(v["dataset"].iloc[0])) if len(v) else None
 
 
-def beats_rtn(read, path: str, method: str, bits: int, group: int) -> Outcome:
-    """Perplexity of the method's variant below round-to-nearest's at the same bits and group size."""
+def beats_rtn(read, path: str, method: str, bits: int, group: int, windows=()) -> Outcome:
+    """Perplexity of the method's variant below round-to-nearest's at the same bits and group size
+    (interval: paired bootstrap over the windows)."""
     t = read(path)
-    m, r = _perplexity(t, name(method, bits, group)), _perplexity(t, name("rtn", bits, group))
+    mv, rv = name(method, bits, group), name("rtn", bits, group)
+    m, r = _perplexity(t, mv), _perplexity(t, rv)
     if m is None or r is None:
-        return untestable(f"the quant table lacks {name(method, bits, group)} or {name('rtn', bits, group)} (quant.methods)")
-    return Outcome(
-        numbers=f"RTN {r[0]:.2f} → {method.upper()} {m[0]:.2f} ({m[1]} perplexity, {bits} bits, groups of {group})", diff=r[0] - m[0]
+        return untestable(f"the quant table lacks {mv} or {rv} (quant.methods)")
+    noise = perplexity_interval(read, windows, m[1], rv, mv)
+    return with_summary(
+        f"RTN {r[0]:.2f} → {method.upper()} {m[0]:.2f} ({m[1]} perplexity, {bits} bits, groups of {group})", r[0] - m[0], noise
     )
 
 
@@ -43,6 +48,7 @@ def claims(config: dict) -> list[Claim]:
     out = []
     for m in config.get("models", {}):
         path = f"{RESULTS}/tables/quant-{m}.csv"
+        windows = tuple(lines.perplexity_outputs(config, m, list(variants(config, m)), what="windows"))
         for method, (paper, source, anchor) in PAPERS.items():
             out.append(
                 Claim(
@@ -53,8 +59,8 @@ def claims(config: dict) -> list[Claim]:
                     anchor=anchor,
                     source=source,
                     link=f"{RESULTS}/tables/quant-{m}.csv",
-                    inputs=(path,),
-                    evaluate=lambda read, path=path, method=method: beats_rtn(read, path, method, bits, group),
+                    inputs=(path, *windows),
+                    evaluate=lambda read, path=path, method=method, windows=windows: beats_rtn(read, path, method, bits, group, windows),
                 )
             )
     return out
