@@ -84,6 +84,11 @@ def test_every_artifact_has_a_record_that_catches_truncation_and_same_size_overw
     with pytest.raises(artifacts.CorruptArtifact, match="t.csv: content differs from its record"):
         artifacts.read_table(t)
     assert set(artifacts.verify_tree(tmp_path)) == {tmp_path / "model", t}
+    # a file artifact gone as a whole (an interrupted job's output, removed by Snakemake) is no
+    # damage: Snakemake sees it missing and rebuilds it; its record stays
+    t.unlink()
+    assert set(artifacts.verify_tree(tmp_path)) == {tmp_path / "model"}
+    assert (tmp_path / f".t.csv{artifacts.RECORD}").exists()
 
 
 def test_a_rewrite_replaces_the_record(tmp_path):

@@ -189,6 +189,10 @@ def verify_tree(root: str | os.PathLike) -> dict[Path, list[str]]:
             artifact, problems = rec.parent, verify(rec)
         else:  # .<name>.compbench-artifact.json beside a file
             artifact = rec.with_name(rec.name[1 : -len(RECORD)])
+            if not artifact.exists():
+                # gone as a whole (Snakemake removes the outputs of a job it reruns or that was
+                # interrupted; its record stays): Snakemake sees a missing output and rebuilds it
+                continue
             problems = verify(rec)
         if problems:
             broken[artifact] = problems
