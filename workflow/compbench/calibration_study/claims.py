@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from functools import partial
 
-import numpy as np
-
 from compbench.calibration_study.grid import lm_eval_items
 from compbench.lines import RESULTS
 from compbench.verdicts import Claim, Outcome, accuracy_interval, accuracy_items, untestable, with_summary
@@ -30,6 +28,8 @@ def _smallest_gain(read, items_paths, groups, point: float):
     mean accuracy of the first minus that of the second."""
 
     def contrast(acc):
+        import numpy as np  # lazily: claims import without numpy (the DAG build)
+
         return np.min([np.mean([acc[v] for v in a], 0) - np.mean([acc[v] for v in b], 0) for a, b in groups], axis=0)
 
     variants = [v for a, b in groups for v in (*a, *b)]
