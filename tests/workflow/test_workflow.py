@@ -208,13 +208,12 @@ def test_tiny_full_overlay_adds_the_full_grid_and_keeps_the_defaults_jobs(tmp_pa
 
     wd = copy_repo(tmp_path)
 
-    def merged(*files):  # Snakemake's merge of several --configfile: nested dicts updated key by key
-        def update(a, b):
-            return {**a, **{k: update(a[k], v) if isinstance(v, dict) and isinstance(a.get(k), dict) else v for k, v in b.items()}}
+    def merged(*files):  # as Snakemake merges several --configfile
+        from snakemake.utils import update_config
 
         cfg = {}
         for f in files:
-            cfg = update(cfg, yaml.safe_load((wd / "config" / f).read_text()))
+            update_config(cfg, yaml.safe_load((wd / "config" / f).read_text()))
         return cfg
 
     default, full = merged("config.yaml"), merged("config.yaml", "tiny-full.yaml")
