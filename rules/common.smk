@@ -14,8 +14,14 @@ def code(script, skip=(), extra=()):
     """Package sources a job of this script depends on: what the script imports,
     transitively (compbench.deps reads the import graph once per parse). Snakemake
     does not track imports; as inputs, an edit of a module reruns exactly the
-    jobs whose script reaches it."""
-    return deps.script_code(os.path.join(SCRIPTS, f"{script}.py"), skip=skip, extra=extra)
+    jobs whose script reaches it. Paths inside the working directory are relative to
+    it, so a run folder moved or copied with its sources (rsync to a cluster, a new
+    checkout path) plans nothing; absolute paths would read as changed inputs."""
+    here = os.getcwd()
+    return [
+        os.path.relpath(p, here) if os.path.commonpath([here, os.path.abspath(p)]) == here else p
+        for p in deps.script_code(os.path.join(SCRIPTS, f"{script}.py"), skip=skip, extra=extra)
+    ]
 
 
 def canon(value):
@@ -66,6 +72,12 @@ def res(key):
 
 def model_threads(wildcards):
     return config["resources"][model_spec(wildcards)["size"]]["threads"]
+
+
+def train_threads(wildcards):
+    """Pretraining's threads: the size class's `train_threads`, else its `threads`."""
+    cls = config["resources"][model_spec(wildcards)["size"]]
+    return cls.get("train_threads", cls["threads"])
 
 
 def model_dir(model):

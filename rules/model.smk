@@ -24,7 +24,7 @@ rule pretrain_tiny:
         f"{RESULTS}/logs/pretrain/{{model}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/pretrain/{{model}}.tsv"
-    threads: model_threads
+    threads: train_threads
     resources:
         mem_mb=res("mem_mb"),
         runtime=res("runtime"),

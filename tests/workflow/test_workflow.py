@@ -116,6 +116,18 @@ def test_noop_rerun_is_nothing_and_fast(done):
     assert time.perf_counter() - t0 < 30
 
 
+def test_a_moved_run_folder_plans_nothing(done, tmp_path):
+    """The sources and results copied elsewhere (mtimes kept, as rsync -a or cp -a do):
+    nothing to rerun. Code inputs were absolute paths once, and a copied run reran
+    everything ("Set of input files has changed")."""
+    import shutil
+
+    wd, _ = done
+    moved = tmp_path / "moved"
+    shutil.copytree(wd, moved, symlinks=True)
+    assert planned_jobs(moved) == {}
+
+
 def test_config_change_reruns_exactly_dependents(done, tmp_path):
     wd, everything = done
     cfg = yaml.safe_load((wd / "config/smoke.yaml").read_text())

@@ -13,7 +13,10 @@ of one invocation, not across days) and the commit.
     ... profile_jobs.py jobs RUN_DIR [--label L]
         a finished run's jobs per rule: jobs, wall seconds (the `benchmark:` file, or
         start -> finish in Snakemake's log for rules without one), CPU seconds and peak
-        RSS (benchmark files only).                                 -> rules.csv
+        RSS (benchmark files only). The CPU seconds are Snakemake's samples: every 0.5 s
+        for a job's first 30 samples, then every 30 s, so for a job longer than ~15 s they
+        are a lower bound (a 35 s speech job shows 13 of its 33 busy seconds).
+                                                                    -> rules.csv
     ... profile_jobs.py dag [--workdir DIR] [--label L] [-- SNAKEMAKE ARGS ...]
         `snakemake -n` under cProfile in DIR (default: a copy of the sources in a new
         temporary folder, nothing run): wall and CPU of the whole call, its phases
