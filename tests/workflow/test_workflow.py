@@ -70,7 +70,8 @@ def test_verdicts_bootstrap_the_evaluations_items(done):
     for r in items.itertuples():
         assert len(r.correct) == r.n + 1 and r.correct.count("1") / r.n == pytest.approx(zs.loc[(r.dataset, r.metric), "value"])
     assert re.fullmatch(
-        r"sign-flip permutation over 4 facts × \d+ pairs? \(2000 draws\), p = [0-9.e-]+", testable.loc["compose/order-matters/tiny", "interval_method"]
+        r"sign-flip permutation over 4 facts × \d+ pairs? \(2000 draws\), p = [0-9.e-]+",
+        testable.loc["compose/order-matters/tiny", "interval_method"],
     )
     for cid in ("spectra/heavy-tailed/tiny", "memtrain/qgalore-less-memory"):
         assert v.loc[cid, "noise"] in ("one run, no interval", "–"), cid
