@@ -110,6 +110,55 @@ def test_summarise_picks_t_over_seeds_bootstrap_over_items_or_nothing():
     assert stats.summarise([0.5, float("nan"), 0.1]).interval is None
 
 
+def _mean_abs(x):  # |mean over items|, averaged over pairs: x [..., n_pairs, n_items]
+    return np.abs(x.mean(-1)).mean(-1)
+
+
+@pytest.mark.parametrize("n", [5, 8])
+def test_sign_flip_p_equals_the_exact_enumeration_of_all_flips(n):
+    """One pair, n <= 8 items: the exact p-value over all 2^n sign flips (a loop in plain
+    Python) is within Monte-Carlo error of the test's p from 2000 random flips."""
+    import itertools
+
+    rng = np.random.default_rng(n)
+    for d in (rng.choice([-1.0, -0.5, 0.0, 0.5, 1.0], size=n), np.r_[np.ones(n - 2), -0.5, 0.0], np.ones(n)):
+        observed = abs(sum(d)) / n
+        flips = [abs(sum(s * x for s, x in zip(signs, d))) / n for signs in itertools.product((1, -1), repeat=n)]
+        exact = sum(f >= observed - 1e-12 for f in flips) / len(flips)
+        got = stats.sign_flip_test(d[None], _mean_abs, n_draws=2000, seed=3)
+        assert got.observed == pytest.approx(observed, abs=1e-12)
+        assert abs(got.p - exact) <= 4 * math.sqrt(exact * (1 - exact) / 2000) + 2 / 2001, (d, got.p, exact)
+
+
+def test_sign_flip_threshold_decides_exactly_as_the_p_value():
+    """observed > null_threshold iff permutation_p <= 0.05, on discrete nulls with many ties;
+    the threshold is the k-th largest draw, k = floor(0.05 (draws + 1)), from a sorted list."""
+    rng = np.random.default_rng(0)
+    for draws in (19, 20, 100, 2000):
+        null = rng.integers(0, 12, size=draws) / 4
+        ranked = sorted(null.tolist(), reverse=True)
+        k = int(0.05 * (draws + 1) + 1e-9)
+        assert stats.null_threshold(null) == ranked[k - 1]
+        for observed in np.arange(0, 13) / 4:
+            p = (1 + sum(v >= observed for v in null.tolist())) / (1 + draws)
+            assert stats.permutation_p(observed, null) == pytest.approx(p)
+            assert (observed > stats.null_threshold(null)) == (p <= 0.05)
+    assert stats.null_threshold(np.zeros(18)) == math.inf  # 18 draws: p >= 1/19 > 0.05 always
+
+
+def test_sign_flip_test_without_differences_and_with_one_sided_ones():
+    same = stats.sign_flip_test(np.zeros((5, 16)), _mean_abs)
+    assert (same.observed, same.median, same.threshold, same.p) == (0.0, 0.0, 0.0, 1.0)
+    one_sided = stats.sign_flip_test(np.ones((5, 16)), _mean_abs)  # one order wins on every fact
+    assert one_sided.observed == 1.0 and one_sided.p == pytest.approx(1 / 2001) and one_sided.threshold < 0.5
+    again = stats.sign_flip_test(np.ones((5, 16)), _mean_abs)
+    assert again == one_sided  # seeded
+    with pytest.raises(ValueError, match="returned 1 values for 2000"):
+        stats.sign_flip_null(np.ones(4), lambda x: 0.0)
+    with pytest.raises(ValueError, match="n_draws=0"):
+        stats.sign_flip_null(np.ones(4), _mean_abs, n_draws=0)
+
+
 def test_bits_round_trip_through_a_csv_and_refuse_other_characters(tmp_path):
     import pandas as pd
 

@@ -459,9 +459,50 @@ def test_compose_claims():
     same = items.assign(value=lambda d: d["order"].map({"ft": 0.5, "ft→wanda": 0.5, "wanda→ft": 0.5, "ga": 0.4}))
     o = c.evaluate(_reader({c.inputs[0]: runs, **no_items, c.inputs[1]: same}))
     assert o.interval == (0.0, 0.0) and o.verdict == NOISE  # the table's numbers say otherwise; the facts say no change
-    pairs = pd.DataFrame({"metric": ["edit_success"] * 2, "categories": ["compress×edit", "edit×unlearn"], "order_sensitivity": [0.1, 0.5]})
+
+
+def _order_tables(claim, facts: dict, pairs=(("ft", "wanda"), ("ft", "ga")), categories=("compress×edit", "edit×unlearn")):
+    """A claim's composability table (from ``facts``: order -> each fact's edit success) and
+    its items tables (all rows in the first)."""
+    cols = ["model", "run", "order", "metric", "item", "value"]
+    rows = [("tiny", o, o, "edit_success", i, v) for o, vs in facts.items() for i, v in enumerate(vs)]
+    m = {o: sum(vs) / len(vs) for o, vs in facts.items()}
+    table = pd.DataFrame(
+        [(a, b, c, "edit_success", abs(m[f"{a}→{b}"] - m[f"{b}→{a}"])) for (a, b), c in zip(pairs, categories)],
+        columns=["first", "second", "categories", "metric", "order_sensitivity"],
+    )
+    items = {p: pd.DataFrame(rows if i == 0 else [], columns=cols) for i, p in enumerate(claim.inputs[1:])}
+    return {claim.inputs[0]: table, **items}
+
+
+def test_compose_order_claim_is_a_sign_flip_test_over_facts():
+    """The order sensitivity (a mean of |differences|, > 0 whenever anything differs) is tested
+    against sign flips of each fact's difference between the two orders."""
+    cfg = _config("smoke")
     c = _claim(cfg, "compose/order-matters/tiny")
-    assert c.evaluate(_reader({c.inputs[0]: pairs})).diff == pytest.approx(0.1)
+    assert c.inputs[0].endswith("composability-tiny.csv") and all("/items/" in p for p in c.inputs[1:]) and len(c.inputs) > 2
+    unlearn = {"ft→ga": [0.0] * 16, "ga→ft": [1.0] * 16}  # not compress × edit: left out
+    # both orders alike on every fact -> T = 0, within noise
+    same = c.evaluate(_reader(_order_tables(c, {"ft→wanda": [1.0, 0.5] * 8, "wanda→ft": [1.0, 0.5] * 8, **unlearn})))
+    assert same.diff == 0.0 and same.interval == (0.0, 0.0) and same.verdict == NOISE
+    # one order succeeds on every fact, the other fails -> T = 1, p = 1 / 2001, holds
+    apart = c.evaluate(_reader(_order_tables(c, {"ft→wanda": [1.0] * 16, "wanda→ft": [0.0] * 16, **unlearn})))
+    assert apart.verdict == HOLDS and apart.interval[1] == 1.0 and 0.25 < apart.interval[0] <= apart.diff < 1.0
+    assert apart.how == "sign-flip permutation over 16 facts × 1 pair (2000 draws), p = 0.0005"
+    # differences that cancel over the facts: the table's order sensitivity is 0 too, no verdict of "holds"
+    mixed = c.evaluate(_reader(_order_tables(c, {"ft→wanda": [1.0, 0.0] * 8, "wanda→ft": [0.0, 1.0] * 8, **unlearn})))
+    assert mixed.interval[1] == 0.0 and mixed.verdict == NOISE
+    # a small difference on one fact of 16 -> the old sign rule said "holds"; the test says noise
+    one = {"ft→wanda": [1.0] * 16, "wanda→ft": [1.0] * 15 + [0.0], **unlearn}
+    o = c.evaluate(_reader(_order_tables(c, one)))
+    assert o.interval[1] == pytest.approx(1 / 16) and o.verdict == NOISE and o.numbers.startswith("order sensitivity of edit success 0.06")
+    assert "facts" not in o.numbers  # the items' T equals the table's mean order sensitivity
+    # results without items: the sign of the table's mean, no interval, and the row says so
+    tables = _order_tables(c, one)
+    tables.update({p: tables[p].iloc[:0] for p in c.inputs[1:]})
+    old = c.evaluate(_reader(tables))
+    assert old.diff == pytest.approx(1 / 16) and old.interval is None and old.verdict == HOLDS and "no per-fact items" in old.numbers
+    assert c.evaluate(_reader({**tables, c.inputs[0]: tables[c.inputs[0]].iloc[1:]})).verdict == UNTESTABLE
 
 
 @pytest.mark.parametrize("name", ["smoke", "config"])

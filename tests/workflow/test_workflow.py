@@ -51,7 +51,8 @@ def test_outputs_and_tidy_table(done):
 def test_verdicts_bootstrap_the_evaluations_items(done):
     """The smoke run's verdicts: every testable perplexity, zero-shot and edit-success claim has an
     interval from a paired bootstrap over its evaluation's windows / items / facts (issue 22);
-    the claims that cannot have one (spectra's α, memtrain's bytes, compose's order sensitivity) have none."""
+    compose's order sensitivity a sign-flip permutation test over the facts; the claims that cannot
+    have one (spectra's α, memtrain's bytes) have none."""
     wd, _ = done
     v = pd.read_csv(wd / "results/tables/verdicts.csv").set_index("id")
     testable = v[v.verdict != "not testable here"]
@@ -68,7 +69,11 @@ def test_verdicts_bootstrap_the_evaluations_items(done):
     zs = pd.read_csv(wd / "results/eval/tiny/dense/lm_eval.csv").set_index(["dataset", "metric"])
     for r in items.itertuples():
         assert len(r.correct) == r.n + 1 and r.correct.count("1") / r.n == pytest.approx(zs.loc[(r.dataset, r.metric), "value"])
-    for cid in ("spectra/heavy-tailed/tiny", "memtrain/qgalore-less-memory", "compose/order-matters/tiny"):
+    assert re.fullmatch(
+        r"sign-flip permutation over 4 facts × \d+ pairs? \(2000 draws\), p = [0-9.e-]+",
+        testable.loc["compose/order-matters/tiny", "interval_method"],
+    )
+    for cid in ("spectra/heavy-tailed/tiny", "memtrain/qgalore-less-memory"):
         assert v.loc[cid, "noise"] in ("one run, no interval", "–"), cid
 
 

@@ -18,6 +18,12 @@ Which interval (one rule for every line, :func:`summarise`):
   items share each draw (a *paired* bootstrap), so what they have in common cancels.
 * **one seed and no per-item results**: no interval.
 
+A statistic that noise alone makes positive (a mean of absolute differences, e.g. the composability
+line's order sensitivity) gets no bootstrap interval but a one-sided **sign-flip permutation test**
+(:func:`sign_flip_test`): under "the two labels of each pair are exchangeable" every paired
+difference's sign is arbitrary; ``N_BOOT`` seeded draws flip each sign independently and
+p = (1 + #{null >= observed}) / (1 + draws).
+
 A statistic for the bootstrap is a function of an index array ``idx`` of shape
 ``[n_boot, n_items]`` (or a tuple of such arrays, one per group of items, e.g. per
 task) that returns the ``n_boot`` resampled values (already averaged over seeds);
@@ -118,6 +124,65 @@ def seed_mean_ratio(num, den=None) -> Callable:
         return (num[:, idx].sum(-1) / den[:, idx].sum(-1)).mean(0)
 
     return stat
+
+
+# ---------------------------------------------------------------- sign-flip permutation test
+def sign_flip_null(diffs, stat: Callable, n_draws: int = N_BOOT, seed: int = BOOT_SEED) -> np.ndarray:
+    """The null distribution of ``stat`` when the sign of every paired difference is arbitrary
+    ("swapping the two labels of a pair changes nothing"): ``diffs`` holds paired differences
+    d = a − b (any shape, e.g. [n_pairs, n_items]); each of ``n_draws`` draws flips the sign of
+    every entry independently with probability 1/2 (``numpy.random.default_rng(seed)``), and
+    ``stat(x)`` maps the flipped arrays ``x`` of shape [n_draws, *diffs.shape] to their
+    ``n_draws`` values, which are returned."""
+    d = np.asarray(diffs, dtype=float)
+    if int(n_draws) != n_draws or n_draws < 1:
+        raise ValueError(f"sign_flip_null: n_draws={n_draws!r}; allowed: an integer >= 1")
+    signs = np.where(np.random.default_rng(seed).random((int(n_draws), *d.shape)) < 0.5, -1.0, 1.0)
+    vals = np.asarray(stat(signs * d), dtype=float).reshape(-1)
+    if vals.size != n_draws:
+        raise ValueError(f"sign_flip_null: the statistic returned {vals.size} values for {n_draws} draws")
+    return vals
+
+
+def permutation_p(observed: float, null) -> float:
+    """One-sided p-value of ``observed`` against the drawn ``null``: (1 + #{null >= observed}) /
+    (1 + draws); the observed labelling counts as one draw, so p > 0."""
+    null = np.asarray(null, dtype=float).reshape(-1)
+    return float((1 + np.count_nonzero(null >= observed)) / (1 + null.size))
+
+
+def null_threshold(null, level: float = LEVEL) -> float:
+    """The null's one-sided ``level`` quantile as the test uses it: the k-th largest draw with
+    k = floor((1 − level)(draws + 1)), so that an observed value above it has
+    :func:`permutation_p` <= 1 − level and one at or below it a larger p. +inf when there are
+    too few draws for any p <= 1 − level."""
+    null = np.sort(np.asarray(null, dtype=float).reshape(-1))
+    k = math.floor(round((1 - level) * (null.size + 1), 9))
+    return float(null[null.size - k]) if k >= 1 else math.inf
+
+
+@dataclass(frozen=True)
+class NullTest:
+    """A permutation test of one statistic: its observed value, the null's median and its
+    one-sided threshold (:func:`null_threshold`), the p-value (:func:`permutation_p`)."""
+
+    observed: float
+    median: float
+    threshold: float
+    p: float
+    n_draws: int
+
+
+def sign_flip_test(diffs, stat: Callable, n_draws: int = N_BOOT, seed: int = BOOT_SEED, level: float = LEVEL) -> NullTest:
+    """One-sided sign-flip permutation test of ``stat`` (large = evidence against the null) on the
+    paired differences ``diffs`` (:func:`sign_flip_null`); ``stat`` gets arrays of shape
+    [draws, *diffs.shape]. The observed value is ``stat`` of the unflipped differences. Every
+    value is rounded to 12 decimals first, so that labellings with the same value in exact
+    arithmetic tie (a sum in another order may differ in its last bit)."""
+    d = np.asarray(diffs, dtype=float)
+    observed = float(np.round(np.asarray(stat(d[None]), dtype=float).reshape(-1)[0], 12))
+    null = np.round(sign_flip_null(d, stat, n_draws, seed), 12)
+    return NullTest(observed, float(np.median(null)), null_threshold(null, level), permutation_p(observed, null), int(n_draws))
 
 
 # ---------------------------------------------------------------- bits (per-item correctness)

@@ -13,7 +13,10 @@ A claim passes a 95 % interval of its difference where the run gives one
 (:mod:`compbench.stats`: t over >= 3 seeds, else a paired bootstrap over the test
 items), and :func:`verdict` says "within noise" when the interval covers 0.
 Without an interval the verdict is the sign of the difference, and the front page
-says that no interval was computed.
+says that no interval was computed. A claim tested against a null distribution
+instead (compose's order sensitivity, a sign-flip permutation test) passes the
+observed value minus the null's one-sided 95 % range as its interval, so that it
+holds iff the value exceeds the null's 95th percentile.
 
 The test items of a perplexity are its evaluation windows: the rule ``perplexity``
 writes each variant's per-window NLL sums and token counts, and
