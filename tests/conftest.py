@@ -21,8 +21,6 @@ if str(ROOT / "tests") not in sys.path:  # `from conftest import ...` from tests
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-if os.environ.get("PYTEST_XDIST_WORKER"):  # one of N parallel workers: one thread each, or 2 workers x 2 threads oversubscribe 2 cores
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 
@@ -129,14 +127,3 @@ def smoke(tmp_path_factory) -> SmokeRun:
     everything = planned_jobs(wd)
     snakemake(wd, "--configfile", "config/smoke.yaml")
     return SmokeRun(wd, everything)
-
-
-# ---------------------------------------------------------------- parallel runs (pytest-xdist)
-def pytest_collection_modifyitems(config, items):
-    """Under ``pytest -n N --dist loadgroup`` (workflow/run.sh test): every test that
-    uses the session's smoke run goes to one worker (the run is made once, not once
-    per worker), and every other test stays with the other tests of its file (their
-    module fixtures — trained models, composability worlds — are built once)."""
-    for item in items:
-        group = "smoke" if "smoke" in item.fixturenames else item.nodeid.split("::", 1)[0]
-        item.add_marker(pytest.mark.xdist_group(group))
