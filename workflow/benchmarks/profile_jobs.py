@@ -276,7 +276,7 @@ def cmd_jobs(args) -> None:
     t["cpu_s"] = t["cpu_s"].where(per_job.groupby("rule")["cpu_s"].count().reindex(t["rule"]).to_numpy() > 0)
     span = (jobs["finish"].max() - jobs["start"].min()).total_seconds()
     total = {"rule": "(run: first start to last finish)", "jobs": len(per_job), "wall_s": span}
-    rows = [{**m, "label": args.label, "run": str(run_dir), **r} for r in [*t.round(3).to_dict("records"), total]]
+    rows = [{**m, "label": args.label, "run": Path(run_dir).name, **r} for r in [*t.round(3).to_dict("records"), total]]
     print(append(rows, "rules.csv").drop(columns=["cpu", "cores", "commit", "run", "load_1_5_15"]).to_string(index=False))
 
 
@@ -411,7 +411,7 @@ def cmd_noop(args) -> None:
             {
                 **m,
                 "label": args.label,
-                "run": str(wd),
+                "run": Path(wd).name,  # the folder's name: tables in the repository name no path of one machine
                 "step": name,
                 "wall_s": round(wall, 3),
                 "cpu_s": round(cpu, 3),
