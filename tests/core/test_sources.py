@@ -312,3 +312,19 @@ def test_gguf_cut_over_several_wheels_is_joined_in_order(tmp_path):
     bad = {"source": "gguf", "parts": [{"dist": "llm-part0", "file": "x"}, parts[1]], "size": "tiny"}
     assert "parts[0].dist='llm-part0'" in sources.check("m", bad, {})
     assert "exactly one of" in sources.check("m", {**spec, "path": str(src)}, {})
+
+
+def test_the_window_is_the_context_capped_by_every_cap_that_is_set():
+    """A hub model's jobs evaluate ``models.<name>.max_seq_len`` tokens per window, not its
+    whole context (compose runs once evaluated SmolLM2 on 8,192-token windows, 16x the
+    config's 512, because only the rule's own seq_len was passed)."""
+    m = make_gqa_llama(positions=64)
+    assert models.seq_len(m) == 64
+    assert models.seq_len(m, None, 32) == 32
+    assert models.seq_len(m, 48, 16) == models.seq_len(m, 16, 48) == 16
+    assert models.seq_len(m, 128, None) == 64
+    # every rule script that derives a window from the model also takes the spec's cap
+    for script in sorted((ROOT / "workflow/scripts").glob("*.py")):
+        text = script.read_text()
+        if "models.seq_len(" in text:
+            assert "max_seq_len" in text, f"{script.name}: models.seq_len(...) without the model spec's max_seq_len"

@@ -267,6 +267,10 @@ def load(
     return model.to(device).eval()
 
 
-def seq_len(model, cap: int | None = None) -> int:
+def seq_len(model, *caps: int | None) -> int:
+    """The window a job evaluates or trains on: the model's context, capped by every cap
+    given that is set (a rule's own ``seq_len``, the model spec's ``max_seq_len``).
+    Without the spec's cap a hub model is evaluated on its whole context: SmolLM2's
+    8,192 tokens, 16x the 512 its config asks for."""
     n = int(getattr(model.config, "max_position_embeddings", 2048))
-    return min(n, cap) if cap else n
+    return min([n, *(c for c in caps if c)])

@@ -28,7 +28,7 @@ with runlog.to_file(snakemake.log[0]) as log:
     text = perplexity.DATASETS.get(ev["perplexity"])({"sources": p.sources}, p.corpus_dir)
     ppl_ids = tokenizer.encode_stream(tok, text)
     base = models.load(snakemake.input.model, device=device)
-    seq_len = models.seq_len(base, ev.get("seq_len"))
+    seq_len = models.seq_len(base, ev.get("seq_len"), p.spec.get("max_seq_len"))
     base_predictions = em.predictions(base, tok, data.locality, device)
     orders = [steps] if len(steps) < 2 else [steps, steps[::-1]]
     rows, items = [], []  # items: each fact's edit success, for the verdicts' bootstrap over facts

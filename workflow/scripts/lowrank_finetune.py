@@ -24,7 +24,7 @@ with runlog.to_file(snakemake.log[0]) as log:
         kw = dict(corpus_dir=snakemake.params.corpus_dir, sources=snakemake.params.sources, n_documents=ft.get("n_documents"))
         train_ids = tokenizer.encode_stream(tok, data("train", **kw))
         val_ids = tokenizer.encode_stream(tok, data("validation", **kw))
-        seq_len = min(ft.get("seq_len") or models.seq_len(model), models.seq_len(model))
+        seq_len = models.seq_len(model, ft.get("seq_len"), spec.get("max_seq_len"))
         fts = lrc_finetune.FTSpec(
             steps=ft["steps"],
             batch_size=ft["batch_size"],
