@@ -127,3 +127,24 @@ def smoke(tmp_path_factory) -> SmokeRun:
     everything = planned_jobs(wd)
     snakemake(wd, "--configfile", "config/smoke.yaml")
     return SmokeRun(wd, everything)
+
+
+# ------------------------------------------------------- parallel test workers
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """Work units for pytest-xdist's ``--dist loadgroup`` (workflow/run.sh test runs the
+    suite on several workers): every test that uses the shared smoke run goes to one
+    worker (group "smoke"), so the run is built once; every other test stays with its
+    module, so a module-scoped fixture is built once too.
+
+    xdist reads a group from the test id's ``@<group>`` suffix. Its own hook (3.8) sets
+    the suffix through ``item._nodeid``, which pytest 9 no longer reads (the id is
+    ``item._id``), so no test was grouped and each worker built its own smoke run; this
+    hook sets the suffix itself (pytest's private NodeId; both versions are pinned)."""
+    if not getattr(config.option, "loadgroup", False):  # set on xdist's workers only
+        return
+    from _pytest.nodeid import coerce_node_id
+
+    for item in items:
+        group = "smoke" if "smoke" in item.fixturenames else item.nodeid.split("::", 1)[0]
+        item._id = coerce_node_id(f"{item.nodeid}@{group}")

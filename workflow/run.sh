@@ -3,7 +3,8 @@
 # the pinned requirements (again only when requirements.txt or pyproject.toml
 # change), then runs what was asked.
 #   workflow/run.sh main   [snakemake args]  the embedded default, then the HTML report
-#   workflow/run.sh test   [pytest args]     the test suite
+#   workflow/run.sh test   [pytest args]     the test suite, on COMPBENCH_TEST_WORKERS pytest-xdist
+#                                            workers (default: the CPUs, at most 4; 0 = one process)
 #   workflow/run.sh verify [snakemake args]  check every artifact under results/ against its
 #                                            provenance record; name the damaged ones and
 #                                            the command that rebuilds each
@@ -109,6 +110,12 @@ case "$cmd" in
     echo "[compbench] report: results/report.html" >&2
     ;;
   test)
+    # Several workers: the tests that share the smoke run go to one of them, each other
+    # module to whichever is free (tests/conftest.py, pytest_collection_modifyitems).
+    workers="${COMPBENCH_TEST_WORKERS:-$(n=$(nproc); echo $((n < 4 ? n : 4)))}"
+    if [ "$workers" -gt 1 ]; then
+      exec python -m pytest -n "$workers" --dist loadgroup "$@"
+    fi
     exec python -m pytest "$@"
     ;;
   verify)

@@ -229,3 +229,31 @@ def test_every_intervention_runs_on_the_gqa_model(world_setup):
         assert changed, f"{name} changed nothing"
         scores = pipeline.evaluate(model, ctx, base_pred, ids.flatten(), 32, 2)
         assert all(math.isfinite(v) for v in scores.values()), (name, scores)
+
+
+def test_a_cached_first_step_gives_the_order_applying_it_would(world_setup, tmp_path):
+    """Rule compose_first applies each intervention once and the runs read what it changed:
+    for every intervention first and one of another category second, the model and the
+    infos equal applying the whole order (tied embeddings included; through safetensors)."""
+    from compbench.artifacts import load_tensors, save_tensors
+    from compbench.compose import pipeline
+    from compbench.compose.interventions.methods import INTERVENTIONS, Context
+
+    _, tok, data, ids = world_setup
+    ctx = Context(tok, torch.device("cpu"), data, ids)
+    ivs = {n: {"method": n} for n in INTERVENTIONS.names()}
+    for name in INTERVENTIONS.names():
+        second = "ft" if INTERVENTIONS.get(name).category == "compress" else "wanda"
+        steps = pipeline.sequence_steps(f"{name}__{second}", ivs)
+        whole = gqa()
+        want = pipeline.apply(whole, ctx, steps)
+        base, first = gqa(), gqa()
+        (info,) = pipeline.apply(first, ctx, steps[:1])
+        save_tensors(tmp_path / f"{name}.safetensors", pipeline.changed_tensors(first, base))
+        cached = gqa()
+        pipeline.restore(cached, load_tensors(tmp_path / f"{name}.safetensors"))
+        assert _tied(cached), name
+        got = pipeline.apply(cached, ctx, steps, [info])
+        assert got == want, name
+        for k, v in whole.state_dict().items():
+            assert torch.equal(cached.state_dict()[k], v), (name, k)

@@ -256,6 +256,20 @@ def load_tensors(path: str | os.PathLike, device: str = "cpu") -> dict:
         raise CorruptArtifact(f"{path}: not a readable safetensors file ({e})") from e
 
 
+def read_metadata(path: str | os.PathLike) -> dict:
+    """The string metadata a safetensors file was saved with (:func:`save_tensors`); its header only."""
+    from safetensors import SafetensorError, safe_open
+
+    if not Path(path).exists():
+        raise FileNotFoundError(f"{path}: artifact missing")
+    check_record(path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return dict(f.metadata() or {})
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CorruptArtifact(f"{path}: not a readable safetensors file ({e})") from e
+
+
 def load_arrays(path: str | os.PathLike) -> dict:
     """:func:`load_tensors` as numpy arrays, without importing torch (figure and table
     jobs start without it). Checked against the provenance record like every reader."""

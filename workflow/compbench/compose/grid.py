@@ -16,6 +16,7 @@ from compbench import lines
 from compbench.compose.interventions.catalogue import catalogue
 
 RUN_WILDCARD = r"[A-Za-z0-9_.\-]+"
+STEP_WILDCARD = r"(?!.*__)[A-Za-z0-9_.\-]+"  # one intervention id (a run without the pair separator)
 
 
 SWEEP = re.compile(r"^(?P<base>.+)-s(?P<sparsity>0\.\d+)$")  # as compose.pipeline.SWEEP
@@ -76,6 +77,12 @@ def memit_entries(config: dict) -> dict:
 
 def _ids(run: str) -> list[str]:
     return [] if run == "none" else run.split("__")
+
+
+def first_steps(run: str) -> list[str]:
+    """The interventions a run's orders start with: its one intervention, or both of a pair
+    (one per order). Rule compose_first applies each once per model; the runs read it."""
+    return _ids(run)
 
 
 def uses_memit(config: dict, run: str) -> bool:

@@ -78,13 +78,36 @@ def with_recompression(steps: list[Step]) -> list[Step]:
     return out
 
 
-def apply(model, ctx: Context, steps: list[Step]) -> list[dict]:
-    infos = []
-    for s in with_recompression(steps):
+def apply(model, ctx: Context, steps: list[Step], done: list[dict] = ()) -> list[dict]:
+    """Apply ``steps`` (with the paper's recompression) to ``model`` in place; the infos of
+    each step. ``done``: the infos of the leading steps already applied (a first step read
+    from rule compose_first's cache, :func:`restore`); those are not applied again. Every
+    intervention seeds itself from ``ctx.seed``, so a cached first step leaves the model
+    and the later steps exactly as applying it here would."""
+    infos = list(done)
+    for s in with_recompression(steps)[len(infos) :]:
         ctx.log(f"applying {s.id} ({s.intervention.name}, {s.category}) {s.params}")
         info = s.intervention(model, ctx, **s.params)
         infos.append({"id": s.id, "method": s.intervention.name, "category": s.category, **info})
     return infos
+
+
+def changed_tensors(model, base) -> dict:
+    """The entries of ``model``'s state dict that differ (bitwise) from ``base``'s: what one
+    intervention changed, to be cached compactly (MEMIT touches a few MLP matrices, a
+    pruner every linear one). Tied weights appear under each of their names."""
+    import torch
+
+    ref = base.state_dict()
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items() if not torch.equal(v, ref[k])}
+
+
+def restore(model, changed: dict) -> None:
+    """Put ``changed`` (:func:`changed_tensors` of an intervened model) into ``model``, a
+    copy of the same base; every name must be one of the model's."""
+    missing, unexpected = model.load_state_dict(changed, strict=False)
+    if unexpected:
+        raise ValueError(f"cached intervention names tensors the model does not have: {sorted(unexpected)[:5]}")
 
 
 def avg_bits(infos: list[dict]) -> float:
