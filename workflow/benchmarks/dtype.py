@@ -6,7 +6,9 @@ Runs, in one process, on the same model, text, calibration and threads:
   (data set ``natural``) with the model loaded in float32 and in bfloat16;
 * Wanda at 50 % (uniform) with the model in float32 and in bfloat16 (the scores are
   computed in float32 either way, compbench.prune.methods), then the perplexity of the
-  pruned model evaluated in float32 (so only the pruning's dtype differs).
+  pruned model evaluated in float32 (so only the pruning's dtype differs);
+* with ``--pruned-eval``: the float32-pruned model evaluated in float32 and in bfloat16
+  (does bf16 evaluation agree on a damaged model too, not only on the dense one?).
 
 Each timing is the median of ``--repeats`` runs after one warm-up. Appends rows to
 ``workflow/benchmarks/dtype.csv`` (date, CPU, threads, load before, task, dtype,
@@ -20,6 +22,7 @@ seconds, tokens/s, perplexity) and prints them.
 from __future__ import annotations
 
 import argparse
+import copy
 import datetime
 import os
 import platform
@@ -65,6 +68,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--pruned-eval", action="store_true", help="also evaluate the fp32-pruned model in fp32 and bf16")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     load_before = os.getloadavg()[0]
@@ -107,6 +111,11 @@ def main() -> None:
         s, pruned = timed(prune_once, max(1, args.repeats - 1))
         pruned = pruned.float()
         row(f"wanda 50% uniform, calibration {tuple(calib.shape)}", name, s, calib.numel(), ppl_of(pruned)["perplexity"])
+        if name == "float32" and args.pruned_eval:  # a pruned model's evaluation in each dtype (its perplexity is far from the dense one's)
+            for e in ("float32", "bfloat16"):
+                m = copy.deepcopy(pruned).to(getattr(torch, e))
+                s, res = timed(lambda: ppl_of(m), 1)
+                row(f"perplexity {args.windows}x{args.seq_len} of the fp32 wanda-50% model", e, s, res["tokens"], res["perplexity"])
     df = pd.DataFrame(rows)
     df.to_csv(OUT, mode="a", header=not OUT.exists(), index=False)
     print(f"appended {len(df)} rows to {OUT}")

@@ -267,6 +267,11 @@ def load(
     return model.to(device).eval()
 
 
+def eval_dtype(spec: dict) -> str:
+    """The dtype a model's evaluation jobs load it in: ``eval_dtype``, else ``dtype``."""
+    return spec.get("eval_dtype") or spec.get("dtype", "float32")
+
+
 def seq_len(model, *caps: int | None) -> int:
     """The window a job evaluates or trains on: the model's context, capped by every cap
     given that is set (a rule's own ``seq_len``, the model spec's ``max_seq_len``).

@@ -36,9 +36,9 @@ def variant_rows(
     metric, without ``model`` / ``variant``) with provenance, and its windows
     (``{"nll": [...], "tokens": [...]}``, one entry per window). ``ids_cache`` (tokenizer
     directory, data set) -> token ids lets a batch tokenise once; the numbers are the same."""
-    from compbench import provenance, tokenizer, variants
+    from compbench import models, provenance, tokenizer, variants
 
-    dtype = getattr(torch, spec.get("dtype", "float32"))
+    dtype = getattr(torch, models.eval_dtype(spec))
     device = torch.device(device)
     with provenance.measure(device) as run:
         model, tok_dir = variants.load(path, device=device, dtype=dtype)

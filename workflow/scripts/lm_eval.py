@@ -15,7 +15,7 @@ zeroshot.offline_env(
 import pandas as pd  # noqa: E402
 
 from compbench import device as dev  # noqa: E402
-from compbench import provenance, runlog  # noqa: E402
+from compbench import models, provenance, runlog  # noqa: E402
 from compbench.artifacts import write_table  # noqa: E402
 
 with runlog.to_file(snakemake.log[0]) as log:
@@ -32,7 +32,7 @@ with runlog.to_file(snakemake.log[0]) as log:
                 lm["batch_size"],
                 lm.get("limit"),
                 str(device),
-                spec.get("dtype", "float32"),
+                models.eval_dtype(spec),
                 log_samples=True,
             )
     rec = provenance.stamp({"model": spec, "lm_eval": lm}, 0, run)
