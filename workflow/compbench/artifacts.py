@@ -243,31 +243,21 @@ def save_tensors(path: str | os.PathLike, tensors: dict, metadata: dict | None =
         save_file(tensors, str(tmp), metadata={k: str(v) for k, v in (metadata or {}).items()})
 
 
-def load_tensors(path: str | os.PathLike, device: str = "cpu") -> dict:
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    if not Path(path).exists():
-        raise FileNotFoundError(f"{path}: artifact missing")
-    check_record(path)
-    try:
-        return load_file(str(path), device=device)
-    except (SafetensorError, OSError, ValueError) as e:
-        raise CorruptArtifact(f"{path}: not a readable safetensors file ({e})") from e
-
-
-def read_metadata(path: str | os.PathLike) -> dict:
-    """The string metadata a safetensors file was saved with (:func:`save_tensors`); its header only."""
+def load_tensors(path: str | os.PathLike, device: str = "cpu", metadata: bool = False):
+    """The tensors of a safetensors artifact, checked against its record; with ``metadata``
+    also the string metadata it was saved with (:func:`save_tensors`): ``(tensors, metadata)``."""
     from safetensors import SafetensorError, safe_open
 
     if not Path(path).exists():
         raise FileNotFoundError(f"{path}: artifact missing")
     check_record(path)
     try:
-        with safe_open(str(path), framework="pt") as f:
-            return dict(f.metadata() or {})
+        with safe_open(str(path), framework="pt", device=device) as f:
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+            meta = dict(f.metadata() or {})
     except (SafetensorError, OSError, ValueError) as e:
         raise CorruptArtifact(f"{path}: not a readable safetensors file ({e})") from e
+    return (tensors, meta) if metadata else tensors
 
 
 def load_arrays(path: str | os.PathLike) -> dict:

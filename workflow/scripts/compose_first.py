@@ -5,13 +5,11 @@ it changed (safetensors) and its info (bits, steps, wall seconds) as metadata.""
 
 import copy
 import json
-from pathlib import Path
 
 from compbench import device as dev
-from compbench import models, provenance, runlog, tokenizer
-from compbench.artifacts import load_tensors, read_json, save_tensors
+from compbench import provenance, runlog
+from compbench.artifacts import save_tensors
 from compbench.compose import pipeline as compose
-from compbench.compose.interventions.registry import Context, StudyData
 
 with runlog.to_file(snakemake.log[0]) as log:
     dev.set_threads(snakemake.threads)
@@ -20,13 +18,9 @@ with runlog.to_file(snakemake.log[0]) as log:
     steps = compose.sequence_steps(w.step, p.interventions)  # fails fast on an unknown id
     if len(steps) != 1:
         raise ValueError(f"compose_first applies one intervention, not {w.step!r}")
-    data = StudyData.from_json(read_json(snakemake.input.data))
-    tok = tokenizer.load(snakemake.input.model)
-    calib = load_tensors(snakemake.input.calibration)["ids"]
-    base = models.load(snakemake.input.model, device=device)
+    i = snakemake.input
+    base, ctx = compose.load_study(i.model, i.data, i.calibration, i.get("memit_stats"), device, p.seed, log.info)
     model = copy.deepcopy(base)
-    stats = snakemake.input.get("memit_stats")
-    ctx = Context(tok, device, data, calib, cache_dir=Path(stats) if stats else None, seed=p.seed, log=log.info)
     with provenance.measure(device) as run:
         (info,) = compose.apply(model, ctx, steps)
     wall = run.record()["wall_s"]

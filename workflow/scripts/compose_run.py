@@ -11,10 +11,9 @@ import torch
 
 from compbench import device as dev
 from compbench import models, perplexity, provenance, runlog, tokenizer
-from compbench.artifacts import load_tensors, read_json, read_metadata, write_table
+from compbench.artifacts import load_tensors, write_table
 from compbench.compose import metrics as em
 from compbench.compose import pipeline as compose
-from compbench.compose.interventions.registry import Context, StudyData
 
 with runlog.to_file(snakemake.log[0]) as log:
     dev.set_threads(snakemake.threads)
@@ -22,14 +21,13 @@ with runlog.to_file(snakemake.log[0]) as log:
     w, p = snakemake.wildcards, snakemake.params
     ev = p.eval
     steps = compose.sequence_steps(w.run, p.interventions)  # fails fast on an unknown id
-    data = StudyData.from_json(read_json(snakemake.input.data))
-    tok = tokenizer.load(snakemake.input.model)
-    calib = load_tensors(snakemake.input.calibration)["ids"]
+    i = snakemake.input
+    base, ctx = compose.load_study(i.model, i.data, i.calibration, i.get("memit_stats"), device, p.seed, log.info)
+    tok = ctx.tokenizer
     text = perplexity.DATASETS.get(ev["perplexity"])({"sources": p.sources}, p.corpus_dir)
     ppl_ids = tokenizer.encode_stream(tok, text)
-    base = models.load(snakemake.input.model, device=device)
     seq_len = models.seq_len(base, ev.get("seq_len"), p.spec.get("max_seq_len"))
-    base_predictions = em.predictions(base, tok, data.locality, device)
+    base_predictions = em.predictions(base, tok, ctx.data.locality, device)
     orders = [steps] if len(steps) < 2 else [steps, steps[::-1]]
     # each order's first step as rule compose_first applied it to the unchanged model
     firsts = {Path(f).name.removesuffix(".safetensors"): f for f in snakemake.input.get("first", [])}
@@ -37,12 +35,10 @@ with runlog.to_file(snakemake.log[0]) as log:
     for order in orders:
         torch.manual_seed(p.seed)
         model = copy.deepcopy(base)
-        stats = snakemake.input.get("memit_stats")
-        ctx = Context(tok, device, data, calib, cache_dir=Path(stats) if stats else None, seed=p.seed, log=log.info)
         done, first_wall = [], 0.0
         if order:
-            compose.restore(model, load_tensors(firsts[order[0].id]))
-            meta = read_metadata(firsts[order[0].id])
+            changed, meta = load_tensors(firsts[order[0].id], metadata=True)
+            compose.restore(model, changed)
             done, first_wall = [json.loads(meta["info"])], float(meta["wall_s"])
         with provenance.measure(device) as run:
             infos = compose.apply(model, ctx, order, done)

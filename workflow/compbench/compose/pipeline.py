@@ -92,6 +92,22 @@ def apply(model, ctx: Context, steps: list[Step], done: list[dict] = ()) -> list
     return infos
 
 
+def load_study(model_dir, data_json, calibration, memit_stats, device, seed: int, log):
+    """What a composability job starts from: the unchanged model and the :class:`Context`
+    every intervention gets (tokenizer, the study's data, calibration ids, MEMIT's statistics)."""
+    from pathlib import Path
+
+    from compbench import models, tokenizer
+    from compbench.artifacts import load_tensors, read_json
+    from compbench.compose.interventions.registry import StudyData
+
+    tok = tokenizer.load(model_dir)
+    data = StudyData.from_json(read_json(data_json))
+    calib = load_tensors(calibration)["ids"]
+    ctx = Context(tok, device, data, calib, cache_dir=Path(memit_stats) if memit_stats else None, seed=seed, log=log)
+    return models.load(model_dir, device=device), ctx
+
+
 def changed_tensors(model, base) -> dict:
     """The entries of ``model``'s state dict that differ (bitwise) from ``base``'s: what one
     intervention changed, to be cached compactly (MEMIT touches a few MLP matrices, a
