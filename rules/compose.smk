@@ -27,6 +27,7 @@ rule compose_data:
         corpus_dir=f"{RESULTS}/corpus",
     log:
         f"{RESULTS}/logs/compose/{{model}}/data.log",
+    priority: 1  # the DAG's longest chain (data -> MEMIT stats -> first step -> runs): started early, not left as the tail
     threads: model_threads
     resources:
         mem_mb=2000,
@@ -49,6 +50,7 @@ rule compose_memit_stats:
         f"{RESULTS}/logs/compose/{{model}}/memit-stats.log",
     benchmark:
         f"{RESULTS}/benchmarks/compose/{{model}}/memit-stats.tsv"
+    priority: 1  # the DAG's longest chain (data -> MEMIT stats -> first step -> runs): started early, not left as the tail
     threads: model_threads
     resources:
         mem_mb=res("mem_mb"),
@@ -80,6 +82,7 @@ rule compose_first:
         f"{RESULTS}/logs/compose/{{model}}/first-{{step}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/compose/{{model}}/first-{{step}}.tsv"
+    priority: 1  # the DAG's longest chain (data -> MEMIT stats -> first step -> runs): started early, not left as the tail
     threads: model_threads
     resources:
         mem_mb=res("mem_mb"),

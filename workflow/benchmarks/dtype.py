@@ -8,7 +8,12 @@ Runs, in one process, on the same model, text, calibration and threads:
   computed in float32 either way, compbench.prune.methods), then the perplexity of the
   pruned model evaluated in float32 (so only the pruning's dtype differs);
 * with ``--pruned-eval``: the float32-pruned model evaluated in float32 and in bfloat16
-  (does bf16 evaluation agree on a damaged model too, not only on the dense one?).
+  (does bf16 evaluation agree on a damaged model too, not only on the dense one?);
+* with ``--variants DIR ...``: stored variants (e.g. 70-80 % pruned, low rank) evaluated
+  in float32 and in bfloat16, one run each;
+* with ``--lm-eval TASKS_DIR``: lm-eval's zero-shot tasks (``--tasks``) on the dense model
+  in float32 and in bfloat16, one run each (the row's ``perplexity`` column then holds
+  the mean accuracy and ``task`` each task's accuracy and the items that differ).
 
 Each timing is the median of ``--repeats`` runs after one warm-up. Appends rows to
 ``workflow/benchmarks/dtype.csv`` (date, CPU, threads, load before, task, dtype,
@@ -33,7 +38,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from compbench import models, perplexity, tokenizer
+from compbench import models, perplexity, tokenizer, variants, zeroshot
 from compbench.artifacts import load_tensors
 from compbench.prune.methods import prune_model
 
@@ -69,6 +74,10 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--pruned-eval", action="store_true", help="also evaluate the fp32-pruned model in fp32 and bf16")
+    ap.add_argument("--variants", nargs="*", default=[], help="stored variant directories to evaluate in fp32 and bf16")
+    ap.add_argument("--lm-eval", default=None, help="lm-eval task directory (rule lm_eval_tasks): dense zero-shot in fp32 and bf16")
+    ap.add_argument("--tasks", nargs="+", default=["cb_arith", "cb_facts", "cb_continuation"])
+    ap.add_argument("--only-extra", action="store_true", help="skip the dense perplexity and Wanda timings")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     load_before = os.getloadavg()[0]
@@ -96,7 +105,7 @@ def main() -> None:
     def ppl_of(model):
         return perplexity.evaluate(model, ids, args.seq_len, args.batch_size, "cpu", args.windows)
 
-    for name in ("float32", "bfloat16"):
+    for name in () if args.only_extra else ("float32", "bfloat16"):
         dtype = getattr(torch, name)
         model = models.load(args.model, dtype=dtype)
         s, res = timed(lambda: ppl_of(model), args.repeats)
@@ -116,6 +125,23 @@ def main() -> None:
                 m = copy.deepcopy(pruned).to(getattr(torch, e))
                 s, res = timed(lambda: ppl_of(m), 1)
                 row(f"perplexity {args.windows}x{args.seq_len} of the fp32 wanda-50% model", e, s, res["tokens"], res["perplexity"])
+    for v in args.variants:
+        for name in ("float32", "bfloat16"):
+            m, _ = variants.load(v, dtype=getattr(torch, name))
+            s, res = timed(lambda: ppl_of(m), 1)
+            row(f"perplexity {args.windows}x{args.seq_len} of variant {Path(v).name}", name, s, res["tokens"], res["perplexity"])
+    if args.lm_eval:
+        zeroshot.offline_env(Path(args.model).parents[1] / "hf_home", offline=True)
+        correct = {}
+        for name in ("float32", "bfloat16"):
+            t = time.perf_counter()
+            res = zeroshot.evaluate(args.model, args.tasks, args.lm_eval, 16, None, "cpu", name, log_samples=True)
+            s = time.perf_counter() - t
+            acc = {r["dataset"]: r["value"] for r in zeroshot.tidy(res) if r["metric"] == "acc"}
+            correct[name] = {(i["dataset"], n): c for i in zeroshot.items(res) if i["metric"] == "acc" for n, c in enumerate(i["correct"])}
+            differ = sum(correct[name][k] != correct["float32"][k] for k in correct[name])
+            task = "lm-eval " + ", ".join(f"{t} {acc[t]:.3f}" for t in args.tasks) + f"; {differ} items differ from float32"
+            row(task, name, s, None, statistics.mean(acc.values()))
     df = pd.DataFrame(rows)
     df.to_csv(OUT, mode="a", header=not OUT.exists(), index=False)
     print(f"appended {len(df)} rows to {OUT}")
