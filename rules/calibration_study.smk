@@ -37,6 +37,7 @@ rule prune_calibration:
         method=r"[a-z]+",
         sparsity=r"0\.\d+",
     params:
+        dtype=prune_dtype,
         device=config["device"],
     log:
         f"{RESULTS}/logs/calibration_study/{{model}}/calib-{{calib}}-{{method}}-{{sparsity}}.log",

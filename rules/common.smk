@@ -58,6 +58,12 @@ def model_spec(wildcards):
     return cfg("models", wildcards.model)
 
 
+def prune_dtype(wildcards):
+    """The pruning line's model dtype (models.<name>.prune_dtype, default float32): a param of
+    its own, so that other changes to the model's spec do not rerun the pruning jobs."""
+    return model_spec(wildcards).get("prune_dtype") or "float32"
+
+
 def res(key):
     """A resource taken from the model's size class in config["resources"]."""
 

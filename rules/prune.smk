@@ -15,6 +15,7 @@ rule owl_outliers:
         code=code("owl_outliers"),
     params:
         M=lambda wc: config["pruning"]["owl"]["M"],
+        dtype=prune_dtype,
         device=config["device"],
     log:
         f"{RESULTS}/logs/allocation/{{model}}/owl-lod.log",
@@ -42,6 +43,7 @@ rule prune:
         **prune_grid.WILDCARDS,
     params:
         nm=None,
+        dtype=prune_dtype,
         device=config["device"],
     log:
         f"{RESULTS}/logs/prune/{{model}}/prune-{{method}}-{{allocation}}-{{sparsity}}.log",
@@ -70,6 +72,7 @@ rule prune_nm:
         method=prune_grid.WILDCARDS["method"],
     params:
         nm=lambda wc: [int(wc.n), int(wc.m)],
+        dtype=prune_dtype,
         device=config["device"],
     log:
         f"{RESULTS}/logs/prune/{{model}}/prune-{{method}}-{{n}}of{{m}}.log",

@@ -191,6 +191,54 @@ def test_statistics_are_sequential(tmp_path):
     assert not torch.allclose(seen[(False, 1)], seen[(True, 1)])
 
 
+def test_shared_gram_matrices_equal_each_linears_own(tmp_path):
+    """sequential computes XᵀX once per distinct input tensor (q/k/v share one, gate/up
+    another); every linear's statistics must equal those of its own inputs, recorded
+    literally by a hook and accumulated one by one (and q/k/v must still be three
+    independent tensors: SparseGPT gets one each)."""
+    ids = torch.randint(0, 64, (4, 16), generator=torch.Generator().manual_seed(1))
+    model = tiny_model(tmp_path)
+    from compbench.blocks import decoder_blocks
+
+    inputs: dict[str, list] = {}
+    got = {}
+
+    def on_block(b, linears, stats):
+        for n, m in linears.items():
+            got[n] = stats[n]
+
+    hooks = [
+        m.register_forward_hook(lambda mod, inp, out, n=n: inputs.setdefault(n, []).append(inp[0].detach().clone()))
+        for n, m in model.named_modules()
+        if isinstance(m, torch.nn.Linear) and ".layers." in n
+    ]
+    calibration.sequential(model, ids, "cpu", True, on_block, batch_size=2)
+    for h in hooks:
+        h.remove()
+    assert len(decoder_blocks(model)) == 2 and len(got) == 14
+    for n, s in got.items():
+        want = calibration.LayerStats(s.columns, want_hessian=True)
+        for x in inputs[n][: len(inputs[n]) // 2]:  # the statistics pass; the rest is the re-forward
+            want.add(x)
+        want.finish()
+        assert want.nsamples == s.nsamples and torch.equal(want.H, s.H) and torch.equal(want.sq_norm, s.sq_norm), n
+    q, k = (got[n] for n in got if n.endswith(("layers.0.self_attn.q_proj", "layers.0.self_attn.k_proj")))
+    assert torch.equal(q.H, k.H) and q.H is not k.H
+
+
+def test_statistics_of_a_bf16_model_are_float32():
+    """models.<name>.prune_dtype runs the block forwards in bf16; the statistics the methods
+    read (Wanda's norms, SparseGPT's Hessian) must still be accumulated in float32, exactly
+    those of the bf16 activations upcast (a bf16 XᵀX over 8 k tokens would lose the Hessian)."""
+    x = (torch.randn(3, 40, 16, generator=torch.Generator().manual_seed(2)) * 30).bfloat16()
+    n, sq, xtx = calibration.moments(x, True)
+    ref = x.reshape(-1, 16).double()
+    assert n == 120 and sq.dtype == xtx.dtype == torch.float32
+    torch.testing.assert_close(xtx.double(), ref.T @ ref, rtol=1e-6, atol=1e-3)
+    torch.testing.assert_close(sq.double(), (ref * ref).sum(0), rtol=1e-6, atol=1e-3)
+    assert not torch.allclose((x.reshape(-1, 16).T @ x.reshape(-1, 16)).double(), ref.T @ ref, rtol=1e-6, atol=1e-3)
+
+
 def test_calibration_windows_deterministic():
     ids = torch.arange(1000)
     a = calibration_data.windows_from_stream(ids, 5, 32, seed=0)
@@ -229,6 +277,8 @@ def test_pruning_line_end_to_end(smoke):
     # perplexities carry no pruning effect to assert; the embedded default's do,
     # see the README.) Every variant was evaluated, the sweep included.
     assert pruned.perplexity.notna().all() and (pruned.perplexity > 1).all()
+    for v in pruned.variant:  # the dtype the model was pruned in (models.<name>.prune_dtype) is recorded
+        assert json.loads(smoke.results("variants", model, v, "variant.json").read_text())["dtype"] == "float32", v
     sweep = pruned[pruned.allocation.str.contains("-eps")]
     assert set(sweep.allocation.str.split("-eps").str[0]) == {"alpha", "alpha_rev"}
     for fig in ("pruning", "allocation", "pruning-paper-table", "alpha-sweep"):

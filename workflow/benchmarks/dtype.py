@@ -11,6 +11,11 @@ Runs, in one process, on the same model, text, calibration and threads:
   (does bf16 evaluation agree on a damaged model too, not only on the dense one?);
 * with ``--variants DIR ...``: stored variants (e.g. 70-80 % pruned, low rank) evaluated
   in float32 and in bfloat16, one run each;
+* with ``--prune METHOD:ALLOCATION_CSV ...``: each pruning (an allocation file of the
+  run, e.g. ``results/allocation/smollm2/alpha-eps0.2-0.7.csv``) done with the model in
+  float32 and in bfloat16, one run each, both pruned models then evaluated in
+  ``--eval-dtype`` (the evaluation jobs' dtype): does the pruning's dtype move the
+  numbers the verdicts compare?
 * with ``--lm-eval TASKS_DIR``: lm-eval's zero-shot tasks (``--tasks``) on the dense model
   in float32 and in bfloat16, one run each (the row's ``perplexity`` column then holds
   the mean accuracy and ``task`` each task's accuracy and the items that differ).
@@ -77,6 +82,8 @@ def main() -> None:
     ap.add_argument("--variants", nargs="*", default=[], help="stored variant directories to evaluate in fp32 and bf16")
     ap.add_argument("--lm-eval", default=None, help="lm-eval task directory (rule lm_eval_tasks): dense zero-shot in fp32 and bf16")
     ap.add_argument("--tasks", nargs="+", default=["cb_arith", "cb_facts", "cb_continuation"])
+    ap.add_argument("--prune", nargs="*", default=[], help="METHOD:ALLOCATION_CSV: prune in fp32 and in bf16, evaluate both in --eval-dtype")
+    ap.add_argument("--eval-dtype", default="bfloat16", help="dtype the --prune results are evaluated in")
     ap.add_argument("--only-extra", action="store_true", help="skip the dense perplexity and Wanda timings")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -130,6 +137,17 @@ def main() -> None:
             m, _ = variants.load(v, dtype=getattr(torch, name))
             s, res = timed(lambda: ppl_of(m), 1)
             row(f"perplexity {args.windows}x{args.seq_len} of variant {Path(v).name}", name, s, res["tokens"], res["perplexity"])
+    for spec in args.prune:
+        method, alloc = spec.split(":", 1)
+        table = pd.read_csv(alloc)
+        ratios = {int(b): float(r) for b, r in zip(table["block"], table["ratio"])}
+        for name in ("float32", "bfloat16"):
+            t = time.perf_counter()
+            m = models.load(args.model, dtype=getattr(torch, name))
+            prune_model(m, method, ratios, None, calib, "cpu")
+            s = time.perf_counter() - t
+            res = ppl_of(m.to(getattr(torch, args.eval_dtype)))
+            row(f"{method} {Path(alloc).stem} pruned in this dtype (load + prune), evaluated in {args.eval_dtype}", name, s, calib.numel(), res["perplexity"])
     if args.lm_eval:
         zeroshot.offline_env(Path(args.model).parents[1] / "hf_home", offline=True)
         correct = {}

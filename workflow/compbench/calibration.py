@@ -32,12 +32,12 @@ class LayerStats:
     _sum_xxT: torch.Tensor | None = field(default=None, repr=False)
 
     def add(self, x: torch.Tensor) -> None:
-        x = x.reshape(-1, x.shape[-1]).to(torch.float32)
-        n = x.shape[0]
-        sq = (x * x).sum(0)
+        self.add_moments(*moments(x, self.want_hessian))
+
+    def add_moments(self, n: int, sq: torch.Tensor, xtx: torch.Tensor | None) -> None:
+        """Accumulate one batch's :func:`moments` (new tensors: shared moments stay intact)."""
         self.sq_norm = sq if self.sq_norm is None else self.sq_norm + sq
         if self.want_hessian:
-            xtx = x.T @ x
             self._sum_xxT = xtx if self._sum_xxT is None else self._sum_xxT + xtx
         self.nsamples += n
 
@@ -51,6 +51,39 @@ class LayerStats:
     def col_norm(self) -> torch.Tensor:
         """‖X_j‖₂ over every calibration token."""
         return torch.sqrt(self.sq_norm)
+
+
+def moments(x: torch.Tensor, want_hessian: bool) -> tuple[int, torch.Tensor, torch.Tensor | None]:
+    """One batch's (rows n, Σ x_j² per column, XᵀX or None), in float32 whatever x's dtype."""
+    x = x.reshape(-1, x.shape[-1]).to(torch.float32)
+    return x.shape[0], (x * x).sum(0), (x.T @ x if want_hessian else None)
+
+
+class _SharedMoments:
+    """The moments of each distinct input tensor of one block call, computed once.
+
+    q/k/v read one tensor (the attention norm's output), gate/up another: their XᵀX is
+    the same, so a LLaMA block computes 4 Gram matrices instead of 7 (about a fifth of
+    SparseGPT's and GPTQ's calibration FLOPs on SmolLM2). Results are bit-identical:
+    the same product of the same tensor. Keyed by the tensor object (held, so its id
+    cannot be reused within the call); :meth:`clear` after every call."""
+
+    def __init__(self, want_hessian: bool):
+        self.want_hessian = want_hessian
+        self._seen: dict[int, tuple] = {}
+
+    def hook(self, stats: LayerStats):
+        def fn(_mod, inp, _out):
+            x = inp[0]
+            hit = self._seen.get(id(x))
+            if hit is None or hit[0] is not x:
+                hit = self._seen[id(x)] = (x, moments(x, self.want_hessian))
+            stats.add_moments(*hit[1])
+
+        return fn
+
+    def clear(self) -> None:
+        self._seen.clear()
 
 
 class _Stop(Exception):
@@ -108,10 +141,12 @@ def sequential(
     for b, block in enumerate(tqdm(blocks, desc="blocks", mininterval=5)):
         linears = names.get(b, {})
         stats = {n: LayerStats(m.in_features, want_hessian) for n, m in linears.items()}
-        hooks = [m.register_forward_hook(lambda mod, inp, out, s=stats[n]: s.add(inp[0])) for n, m in linears.items()]
+        shared = _SharedMoments(want_hessian)
+        hooks = [m.register_forward_hook(shared.hook(stats[n])) for n, m in linears.items()]
         try:
             for x in xs:
                 block(x, **kw)
+                shared.clear()
         finally:
             for h in hooks:
                 h.remove()

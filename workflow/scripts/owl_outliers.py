@@ -3,6 +3,7 @@ dense model, from Wanda scores |W|·‖X‖ on the calibration set (sequential p
 no pruning)."""
 
 import pandas as pd
+import torch
 
 from compbench import calibration, models, runlog
 from compbench import device as dev
@@ -13,7 +14,7 @@ from compbench.spectra import allocate
 with runlog.to_file(snakemake.log[0]) as log:
     dev.set_threads(snakemake.threads)
     device = dev.pick(snakemake.params.device)
-    model = models.load(snakemake.input.model, device=device)
+    model = models.load(snakemake.input.model, device=device, dtype=getattr(torch, snakemake.params.dtype))
     ids = load_tensors(snakemake.input.calibration)["ids"]
     rows = []
 

@@ -3,6 +3,7 @@
 import json
 
 import pandas as pd
+import torch
 
 from compbench import device as dev
 from compbench import models, provenance, runlog
@@ -16,7 +17,7 @@ with runlog.to_file(snakemake.log[0]) as log:
     w = snakemake.wildcards
     nm = snakemake.params.nm
     method = PRUNERS.get(w.method)  # fails fast, naming the allowed methods
-    ratios, recipe = None, {"method": w.method}
+    ratios, recipe = None, {"method": w.method, "dtype": snakemake.params.dtype}
     if nm:
         recipe.update(allocation=f"{nm[0]}:{nm[1]}", target=nm[0] / nm[1], nm=nm)
     else:
@@ -25,7 +26,7 @@ with runlog.to_file(snakemake.log[0]) as log:
         recipe.update(allocation=w.allocation, target=float(w.sparsity), ratios=ratios, hyper=alloc["hyper"].iloc[0])
     ids = load_tensors(snakemake.input.calibration)["ids"] if method.needs_calibration else None
     with provenance.measure(device) as run:
-        model = models.load(snakemake.input.model, device=device)
+        model = models.load(snakemake.input.model, device=device, dtype=getattr(torch, snakemake.params.dtype))
         masks, changed = prune_model(model, w.method, ratios, nm, ids, device)
     kept = sum(int(m.sum()) for m in masks.values())
     total = sum(m.numel() for m in masks.values())
