@@ -53,22 +53,29 @@ rule prune_calibration:
 
 
 rule lm_eval:
+    # One job per batch of variants (compbench.lines.lm_eval_batches: the dense model, and
+    # each line's variants that some line evaluates zero-shot); a variant whose inputs,
+    # settings and code did not change is read from the result cache (results/cache/lm_eval).
     output:
-        table=f"{RESULTS}/eval/{{model}}/{{variant}}/lm_eval.csv",
-        per_item=f"{RESULTS}/eval/{{model}}/{{variant}}/lm_eval-items.csv",
+        table=f"{RESULTS}/eval/{{model}}/lm_eval-{{batch}}.csv",
+        per_item=f"{RESULTS}/eval/{{model}}/lm_eval_items-{{batch}}.csv",
     input:
-        variant=variant_input,
+        variants=lambda wc: list(lines.lm_eval_batch(config, wc.model, wc.batch).values()),
         tasks=lambda wc: [f"{RESULTS}/lm_eval/tasks"] if cstudy_grid.generated_tasks(config["calibration_study"]) else [],
-        code=variant_code("lm_eval"),
+        code=batch_code("lm_eval"),
     params:
+        variants=lambda wc: lines.lm_eval_batch(config, wc.model, wc.batch),
         spec=model_spec,
-        lm_eval=cfg("calibration_study", "lm_eval"),
+        lm_eval=lambda wc: canon({k: v for k, v in config["calibration_study"]["lm_eval"].items() if k != "variants_per_job"}),
         hf_home=f"{RESULTS}/hf_home",
+        cache=f"{RESULTS}/cache/lm_eval",
         device=config["device"],
+    wildcard_constraints:
+        batch=r"[A-Za-z0-9_]+(-\d+)?",
     log:
-        f"{RESULTS}/logs/lm_eval/{{model}}/{{variant}}.log",
+        f"{RESULTS}/logs/lm_eval/{{model}}/{{batch}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/lm_eval/{{model}}/{{variant}}.tsv"
+        f"{RESULTS}/benchmarks/lm_eval/{{model}}/{{batch}}.tsv"
     threads: model_threads
     resources:
         mem_mb=res("mem_mb"),

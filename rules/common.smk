@@ -100,27 +100,10 @@ def corpus_files(split):
     return expand(f"{RESULTS}/corpus/{{source}}/{split}.txt", source=config["corpus"]["sources"]) if "corpus" in config else []
 
 
-def variant_input(wildcards):
-    known = lines.variants(config, wildcards.model)
-    if wildcards.variant not in known:
-        raise ValueError(f"unknown variant {wildcards.variant!r} of model {wildcards.model!r}; allowed: {', '.join(known)}")
-    return known[wildcards.variant]
-
-
-def variant_code(script):
-    """Code of a job that loads a variant: its script's, plus the module of the
-    variant's kind (an edit of prune/masked.py reruns the evaluations of pruned variants only)."""
-
-    def get(wildcards):
-        line = lines.variant_line(config, wildcards.model, wildcards.variant)
-        return code(script, extra=sorted(set(line.variant_kinds.values())) if line else ())
-
-    return get
-
-
 def batch_code(script):
-    """Code of a job that evaluates a perplexity batch: its script's, plus the modules of
-    the variant kinds of the batch's line (compbench.lines.perplexity_batches)."""
+    """Code of a job that evaluates a batch of variants (perplexity, lm-eval): its script's, plus
+    the modules of the variant kinds of the batch's line (compbench.lines.perplexity_batches), so an
+    edit of prune/masked.py reruns the evaluations of pruned variants only."""
 
     def get(wildcards):
         line = lines.perplexity_batch_line(wildcards.batch)

@@ -4,6 +4,7 @@ determinism), lm-eval log-likelihoods equal to a direct forward pass,
 materialised variants, the study grid and its tables."""
 
 import re
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -287,6 +288,63 @@ def test_materialised_lowrank_and_quant_variants_load_as_the_same_model(two_laye
     model.model.layers[0].mlp.down_proj = torch.nn.Identity()  # no linear map of the right shape: refused, not saved wrong
     with pytest.raises(RuntimeError, match="missing"):
         zeroshot.as_plain(model)
+
+
+def test_lm_eval_batch_equals_one_at_a_time_and_reads_unchanged_variants_back(two_layer, monkeypatch):
+    """Rule lm_eval evaluates a batch of variants in one job (compbench.zeroshot.evaluate_batch):
+    its rows are those of each variant evaluated alone; a second run reads every variant back
+    from the result cache (same rows); after one variant's masks change only that one is
+    evaluated again, and its accuracy is the new variant's."""
+    from compbench import zeroshot
+    from compbench.models import load
+    from compbench.prune import masked
+    from compbench.resultcache import ResultCache
+
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(two_layer / "hf"))
+    d = two_layer / "batch"
+    tasks.write_eval_jsonl(d / "items/arith.jsonl", tasks.eval_items("arith", 8, 0))
+    zeroshot.write_task("arith", d / "items/arith.jsonl", d / "yaml")
+    base = two_layer / "model"
+    model = load(base)
+
+    def save_masked(seed):
+        g = torch.Generator().manual_seed(seed)
+        masks = {n: torch.rand(m.weight.shape, generator=g) > 0.7 for n, m in model.named_modules() if n.endswith(("up_proj", "o_proj"))}
+        masked.save(d / "pruned", base, masks, {}, {"method": "test", "seed": seed})
+
+    save_masked(0)
+    members = {"dense": str(base), "pruned": str(d / "pruned")}
+    lm = {"tasks": ["cb_arith"], "batch_size": 4}
+    calls = []
+    alone = zeroshot.variant_rows
+
+    def counted(path, *a, **k):
+        calls.append(Path(path).name)
+        return alone(path, *a, **k)
+
+    monkeypatch.setattr(zeroshot, "variant_rows", counted)
+    cache = ResultCache(d / "cache")
+    code = [Path(zeroshot.__file__)]
+
+    def run():
+        calls.clear()
+        return zeroshot.evaluate_batch("m", members, lm, {}, d / "yaml", "cpu", cache=cache, code_files=code, tmp_root=d)
+
+    def values(rows):
+        return {(r["variant"], r["dataset"], r["metric"]): r["value"] for r in rows}
+
+    rows, items = run()
+    assert calls == ["model", "pruned"] and {i["variant"] for i in items} == {"dense", "pruned"}
+    again, again_items = run()
+    assert calls == [] and values(again) == values(rows) and again_items == items
+    save_masked(1)
+    changed, changed_items = run()
+    assert calls == ["pruned"]
+    assert {k: v for k, v in values(changed).items() if k[0] == "dense"} == {k: v for k, v in values(rows).items() if k[0] == "dense"}
+    fresh, fresh_items = alone(d / "pruned", lm, {}, d / "yaml", "cpu", d)  # the new variant alone, as a one-variant job did it
+    assert {k[1:]: v for k, v in values(changed).items() if k[0] == "pruned"} == {(r["dataset"], r["metric"]): r["value"] for r in fresh}
+    assert [i["correct"] for i in changed_items if i["variant"] == "pruned"] == [i["correct"] for i in fresh_items]
 
 
 # --------------------------------------------------------------- study grid

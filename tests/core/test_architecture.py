@@ -138,7 +138,7 @@ def test_no_rule_lists_code_by_hand():
         assert "pkg(" not in text, smk.name
         for block in re.split(r"(?m)^rule ", text)[1:]:
             if "script:" in block:
-                assert re.search(r"code=(code|variant_code|batch_code)\(|code=lambda wc: code\(", block), (
+                assert re.search(r"code=(code|batch_code)\(|code=lambda wc: code\(", block), (
                     f"{smk.name}: rule {block.split(':')[0]} has no derived code input"
                 )
 
@@ -195,6 +195,43 @@ def test_variants_per_job_cuts_a_lines_batch_in_order():
     assert lines.perplexity_batch_line("pruning-2").name == "pruning" and lines.perplexity_batch_line("dense") is None
     with pytest.raises(ValueError, match=r"unknown perplexity batch 'pruning' of model 'tiny'; allowed: dense, pruning-1"):
         lines.perplexity_batch(cfg, model, "pruning")
+
+
+def test_lm_eval_batches_hold_each_zero_shot_variant_once():
+    """The lm-eval jobs (rule lm_eval): the variants some line evaluates zero-shot (the
+    calibration study's cells and the dense model; the trade-off plane with
+    tradeoff.zeroshot), each in exactly one batch, by line, cut by variants_per_job; the
+    consumers' tables are the batches holding their variants."""
+    from compbench.calibration_study import grid as cstudy_grid
+    from compbench.tradeoff import grid as tradeoff_grid
+
+    cfg = _smoke_config()
+    model = next(iter(cfg["models"]))
+    cfg["tradeoff"]["zeroshot"] = False
+    study = ["dense", *cstudy_grid.variants(cfg, model)]
+    batches = lines.lm_eval_batches(cfg, model)
+    assert sorted(v for b in batches.values() for v in b) == sorted(study) and batches["dense"] == {
+        "dense": lines.variants(cfg, model)["dense"]
+    }
+    assert set(batches) == {"dense", "calibration_study"} and tradeoff_grid.zeroshot_outputs(cfg, model) == []
+    assert cstudy_grid.lm_eval_outputs(cfg, model) == [
+        f"results/eval/{model}/lm_eval-dense.csv",
+        f"results/eval/{model}/lm_eval-calibration_study.csv",
+    ]
+    assert cstudy_grid.lm_eval_items(cfg, model) == [f"results/eval/{model}/lm_eval_items-calibration_study.csv"]
+    cfg["tradeoff"]["zeroshot"] = True
+    plane = set(tradeoff_grid.plane(cfg, model))
+    batches = lines.lm_eval_batches(cfg, model)
+    names = [v for b in batches.values() for v in b]
+    assert len(names) == len(set(names)) and set(names) == plane | set(study) and "pruning" in batches
+    assert lines.lm_eval_outputs(cfg, model, [next(iter(batches["pruning"]))]) == [f"results/eval/{model}/lm_eval-pruning.csv"]
+    cfg["calibration_study"]["lm_eval"]["variants_per_job"] = 2
+    cut = lines.lm_eval_batches(cfg, model)
+    assert all(len(m) <= 2 for m in cut.values()) and [v for b in cut for v in cut[b]] == names
+    with pytest.raises(ValueError, match=r"unknown lm-eval batch 'pruning' of model 'tiny'; allowed: dense, "):
+        lines.lm_eval_batch(cfg, model, "pruning")
+    with pytest.raises(ValueError, match="allowed: 'lm_eval', 'lm_eval_items'"):
+        lines.lm_eval_outputs(cfg, model, ["dense"], what="items")
 
 
 def test_include_order_does_not_change_the_plan(tmp_path):

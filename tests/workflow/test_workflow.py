@@ -65,8 +65,8 @@ def test_verdicts_bootstrap_the_evaluations_items(done):
         )
     assert testable.loc["compose/compression-hurts-editing/tiny", "interval_method"].startswith("bootstrap over 4 edited facts")
     # the smoke study has one calibration source (its claims are not testable): the items are there for them
-    items = pd.read_csv(wd / "results/eval/tiny/dense/lm_eval-items.csv")
-    zs = pd.read_csv(wd / "results/eval/tiny/dense/lm_eval.csv").set_index(["dataset", "metric"])
+    items = pd.read_csv(wd / "results/eval/tiny/lm_eval_items-dense.csv")
+    zs = pd.read_csv(wd / "results/eval/tiny/lm_eval-dense.csv").set_index(["dataset", "metric"])
     for r in items.itertuples():
         assert len(r.correct) == r.n + 1 and r.correct.count("1") / r.n == pytest.approx(zs.loc[(r.dataset, r.metric), "value"])
     assert re.fullmatch(

@@ -82,7 +82,9 @@ def main() -> None:
     ap.add_argument("--variants", nargs="*", default=[], help="stored variant directories to evaluate in fp32 and bf16")
     ap.add_argument("--lm-eval", default=None, help="lm-eval task directory (rule lm_eval_tasks): dense zero-shot in fp32 and bf16")
     ap.add_argument("--tasks", nargs="+", default=["cb_arith", "cb_facts", "cb_continuation"])
-    ap.add_argument("--prune", nargs="*", default=[], help="METHOD:ALLOCATION_CSV: prune in fp32 and in bf16, evaluate both in --eval-dtype")
+    ap.add_argument(
+        "--prune", nargs="*", default=[], help="METHOD:ALLOCATION_CSV: prune in fp32 and in bf16, evaluate both in --eval-dtype"
+    )
     ap.add_argument("--eval-dtype", default="bfloat16", help="dtype the --prune results are evaluated in")
     ap.add_argument("--only-extra", action="store_true", help="skip the dense perplexity and Wanda timings")
     args = ap.parse_args()
@@ -147,7 +149,13 @@ def main() -> None:
             prune_model(m, method, ratios, None, calib, "cpu")
             s = time.perf_counter() - t
             res = ppl_of(m.to(getattr(torch, args.eval_dtype)))
-            row(f"{method} {Path(alloc).stem} pruned in this dtype (load + prune), evaluated in {args.eval_dtype}", name, s, calib.numel(), res["perplexity"])
+            row(
+                f"{method} {Path(alloc).stem} pruned in this dtype (load + prune), evaluated in {args.eval_dtype}",
+                name,
+                s,
+                calib.numel(),
+                res["perplexity"],
+            )
     if args.lm_eval:
         zeroshot.offline_env(Path(args.model).parents[1] / "hf_home", offline=True)
         correct = {}

@@ -132,17 +132,9 @@ def evaluation_settings(config: dict, dataset: str | None = None) -> dict:
     return out
 
 
-def perplexity_batches(config: dict, model: str) -> dict[str, dict[str, str]]:
-    """The perplexity jobs of a model: batch name -> {variant: directory}, one batch per
-    data set each (rule ``perplexity``). The dense model is batch ``dense``; every other
-    variant is in the batch of the line that adds it (:func:`variant_line`), named like
-    the line, or ``<line>-<i>`` (i = 1, 2, ...) when the line has more variants than
-    ``evaluation.perplexity.variants_per_job``. One job evaluates its batch's variants one
-    after the other and pays the start-up (imports, model code) once; a content-addressed
-    cache (:mod:`compbench.resultcache`) keeps a variant whose inputs, settings and code
-    did not change from being recomputed when its batch reruns."""
-    per_job = config["evaluation"]["perplexity"].get("variants_per_job")
-    out: dict[str, dict[str, str]] = {}
+def _line_groups(config: dict, model: str) -> dict[str, dict[str, str]]:
+    """Every variant of a model (name -> directory) grouped by the line that adds it
+    (:func:`variant_line`); the dense model is group ``dense``."""
     seen = {"dense": sources.model_dir(config, model)}
     by_line: dict[str, dict[str, str]] = {"dense": dict(seen)}
     for line in active(config):  # as variants() and variant_line(): the first line claiming a variant holds it
@@ -154,7 +146,14 @@ def perplexity_batches(config: dict, model: str) -> dict[str, dict[str, str]]:
                 continue
             seen[name] = path
             by_line.setdefault(line.name, {})[name] = path
-    for group, members in by_line.items():
+    return by_line
+
+
+def _chunked(groups: dict[str, dict[str, str]], per_job: int | None) -> dict[str, dict[str, str]]:
+    """Each group as one batch named like it, or ``<group>-<i>`` (i = 1, 2, ...) batches
+    of at most ``per_job`` variants."""
+    out: dict[str, dict[str, str]] = {}
+    for group, members in groups.items():
         names = list(members)
         if not per_job or len(names) <= per_job:
             out[group] = members
@@ -162,6 +161,57 @@ def perplexity_batches(config: dict, model: str) -> dict[str, dict[str, str]]:
         for i in range(0, len(names), per_job):
             out[f"{group}-{i // per_job + 1}"] = {n: members[n] for n in names[i : i + per_job]}
     return out
+
+
+def perplexity_batches(config: dict, model: str) -> dict[str, dict[str, str]]:
+    """The perplexity jobs of a model: batch name -> {variant: directory}, one batch per
+    data set each (rule ``perplexity``). The dense model is batch ``dense``; every other
+    variant is in the batch of the line that adds it (:func:`variant_line`), named like
+    the line, or ``<line>-<i>`` (i = 1, 2, ...) when the line has more variants than
+    ``evaluation.perplexity.variants_per_job``. One job evaluates its batch's variants one
+    after the other and pays the start-up (imports, model code) once; a content-addressed
+    cache (:mod:`compbench.resultcache`) keeps a variant whose inputs, settings and code
+    did not change from being recomputed when its batch reruns."""
+    return _chunked(_line_groups(config, model), config["evaluation"]["perplexity"].get("variants_per_job"))
+
+
+def lm_eval_batches(config: dict, model: str) -> dict[str, dict[str, str]]:
+    """The zero-shot (lm-eval) jobs of a model, batched as :func:`perplexity_batches` (by
+    line, at most ``calibration_study.lm_eval.variants_per_job`` variants a job), over the
+    variants some active line evaluates zero-shot (its grid's ``lm_eval_variants``: the
+    calibration study's cells and the dense model, the trade-off plane with
+    ``tradeoff.zeroshot``). lm-eval's import and task building, ~4 s a job here, are paid
+    once a batch; the result cache keeps unchanged variants from being recomputed."""
+    wanted: set[str] = set()
+    for line in active(config):
+        fn = getattr(line.grid, "lm_eval_variants", None)
+        if fn is not None:
+            wanted |= set(fn(config, model))
+    groups = {g: {n: p for n, p in members.items() if n in wanted} for g, members in _line_groups(config, model).items()}
+    missing = wanted - {n for members in groups.values() for n in members}
+    if missing:
+        raise ValueError(f"zero-shot evaluation of {sorted(missing)} of model {model!r}: no line adds these variants")
+    per_job = (config.get("calibration_study") or {}).get("lm_eval", {}).get("variants_per_job")
+    return _chunked({g: m for g, m in groups.items() if m}, per_job)
+
+
+def lm_eval_batch(config: dict, model: str, batch: str) -> dict[str, str]:
+    """The variants (name -> directory) of one lm-eval batch; an unknown batch fails naming the known ones."""
+    batches = lm_eval_batches(config, model)
+    if batch not in batches:
+        raise ValueError(f"unknown lm-eval batch {batch!r} of model {model!r}; allowed: {', '.join(batches) or '(none)'}")
+    return batches[batch]
+
+
+def lm_eval_outputs(config: dict, model: str, names, what: str = "lm_eval") -> list[str]:
+    """The zero-shot tables holding the given variants of a model: one per lm-eval batch
+    (:func:`lm_eval_batches`), one row per (variant, task, metric); ``what="lm_eval_items"``:
+    the batches' per-item tables (:func:`compbench.zeroshot.items`). A table may hold more
+    variants than asked for: select rows by ``variant``."""
+    if what not in ("lm_eval", "lm_eval_items"):
+        raise ValueError(f"lm_eval_outputs: what={what!r}; allowed: 'lm_eval', 'lm_eval_items'")
+    wanted = set(names)
+    return [f"{RESULTS}/eval/{model}/{what}-{b}.csv" for b, members in lm_eval_batches(config, model).items() if wanted & set(members)]
 
 
 def perplexity_batch(config: dict, model: str, batch: str) -> dict[str, str]:
@@ -173,7 +223,7 @@ def perplexity_batch(config: dict, model: str, batch: str) -> dict[str, str]:
 
 
 def perplexity_batch_line(batch: str) -> Line | None:
-    """The line whose variants a perplexity batch holds (None: the dense model's batch)."""
+    """The line whose variants a perplexity or lm-eval batch holds (None: the dense model's batch)."""
     return LINES.get(re.sub(r"-\d+$", "", batch))
 
 

@@ -17,6 +17,10 @@ variant replaced (a low-rank factor pair where the architecture has one linear) 
 saved as the equal plain linear (:func:`as_plain`): ``from_pretrained`` would
 otherwise initialise those weights at random, silently.
 
+:func:`evaluate_batch` (rule ``lm_eval``) evaluates a batch of variants in one process,
+reading a variant whose inputs, settings and code did not change back from the result
+cache (:mod:`compbench.resultcache`), as the perplexity batches do.
+
 Everything runs offline: ``HF_HUB_OFFLINE``, ``HF_DATASETS_OFFLINE`` and
 ``TRANSFORMERS_OFFLINE`` are set unless a real task needs the hub, and
 ``HF_HOME`` points inside the results tree.
@@ -217,6 +221,85 @@ def items(results: dict, **columns) -> list[dict]:
                 continue
             rows.append({**columns, "dataset": task, "metric": metric, "n": len(vals), "correct": stats.bits([bool(v) for v in vals])})
     return rows
+
+
+ITEM_COLUMNS = ["model", "variant", "dataset", "metric", "n", "correct"]
+
+
+def variant_rows(path, lm: dict, spec: dict, include_path, device, tmp_root=None) -> tuple[list[dict], list[dict]]:
+    """One variant's zero-shot evaluation, as the per-variant job did it: the tidy rows
+    (:func:`tidy`, with ``chance`` and provenance; no ``model`` / ``variant``) and the
+    per-item rows (:func:`items`)."""
+    import torch
+
+    from compbench import models, provenance
+
+    device = torch.device(device)
+    with provenance.measure(device) as run:
+        with materialised(path, dtype=None, tmp_root=tmp_root) as model_dir:
+            res = evaluate(
+                model_dir,
+                lm["tasks"],
+                include_path,
+                lm["batch_size"],
+                lm.get("limit"),
+                str(device),
+                models.eval_dtype(spec),
+                log_samples=True,
+            )
+    rec = provenance.stamp({"model": spec, "lm_eval": lm}, 0, run)
+    rows = [{**r, "chance": chance(r["dataset"]), **rec} for r in tidy(res)]
+    return rows, items(res)
+
+
+def cache_parts(path, lm: dict, spec: dict, include_path, code_files, device) -> dict:
+    """What a variant's zero-shot result depends on (the cache key, :mod:`compbench.resultcache`):
+    its content and its base model's, the generated tasks' files, the lm-eval settings, the
+    model spec, the device type, the code (files' bytes) and the library versions."""
+    from compbench import provenance, resultcache, variants
+
+    m = variants.manifest(path)
+    return {
+        "what": "lm_eval",
+        "variant": resultcache.artifact_id(path),
+        "base": resultcache.artifact_id(m["base"]) if "base" in m else None,
+        "tasks": resultcache.artifact_id(include_path) if include_path else None,
+        "settings": {"spec": spec, "lm_eval": lm},
+        "device": str(device).split(":")[0],
+        "code": resultcache.files_id(code_files, Path(__file__).resolve().parents[1]),
+        "versions": {k: v for k, v in provenance.versions().items() if k != "snakemake"},
+    }
+
+
+def evaluate_batch(
+    model_name: str, members: dict, lm: dict, spec: dict, include_path, device, cache=None, code_files=(), log=None, tmp_root=None
+):
+    """Rule ``lm_eval``: every variant of ``members`` (name -> directory) in turn; the tidy
+    rows and the per-item rows of all, in order. With a :class:`compbench.resultcache.ResultCache`,
+    a variant whose key is stored (with its items) is read back instead of evaluated."""
+    rows, item_rows = [], []
+    for name, path in members.items():
+        key = parts = got = None
+        if cache is not None:
+            parts = cache_parts(path, lm, spec, include_path, code_files, device)
+            key = cache.key(parts)
+            got = cache.get_with_extra(key)
+            if got is not None and not isinstance(got[1], list):
+                got = None  # an entry without its items: evaluate again
+        if got is None:
+            got = variant_rows(path, lm, spec, include_path, device, tmp_root)
+            if cache is not None:
+                cache.put(key, parts, *got)
+            how = "evaluated"
+        else:
+            how = "from cache"
+        got_rows, got_items = got
+        if log is not None:
+            acc = ", ".join(f"{r['dataset']} {r['value']:.3f}" for r in got_rows if r["metric"] == "acc")
+            log.info("%s/%s lm-eval: %s, acc %s%s", model_name, name, how, acc, f" (key {key[:12]})" if key else "")
+        rows += [{"model": model_name, "variant": name, **r} for r in got_rows]
+        item_rows += [{"model": model_name, "variant": name, **r} for r in got_items]
+    return rows, item_rows
 
 
 def chance(task: str) -> float:

@@ -24,7 +24,14 @@ with runlog.to_file(snakemake.log[0]) as log:
         masks, changed = prune_model(model, w.method, ratios, None, ids, device)
     kept = sum(int(m.sum()) for m in masks.values())
     total = sum(m.numel() for m in masks.values())
-    recipe = {"method": w.method, "allocation": "uniform", "target": sparsity, "calibration": w.calib, "sparsity": 1 - kept / total, "dtype": snakemake.params.dtype}
+    recipe = {
+        "method": w.method,
+        "allocation": "uniform",
+        "target": sparsity,
+        "calibration": w.calib,
+        "sparsity": 1 - kept / total,
+        "dtype": snakemake.params.dtype,
+    }
     log.info("%s: realised sparsity %.4f over %d decoder weights", w, recipe["sparsity"], total)
     masked.save(snakemake.output.variant, snakemake.input.model, masks, changed, recipe)
     rec = provenance.stamp(recipe, None, run)

@@ -91,13 +91,19 @@ def variants(config: dict, model: str) -> dict[str, str]:
     return variant_dirs(config["calibration_study"], RESULTS, model)
 
 
+def lm_eval_variants(config: dict, model: str) -> list[str]:
+    """The variants the study evaluates zero-shot: the dense model and every cell (rule lm_eval, compbench.lines.lm_eval_batches)."""
+    return ["dense", *variants(config, model)]
+
+
 def lm_eval_outputs(config: dict, model: str) -> list[str]:
-    return [f"{RESULTS}/eval/{model}/{v}/lm_eval.csv" for v in ["dense", *variants(config, model)]]
+    """The zero-shot tables (lm-eval batches) holding the dense model and every cell."""
+    return lines.lm_eval_outputs(config, model, lm_eval_variants(config, model))
 
 
 def lm_eval_items(config: dict, model: str) -> list[str]:
-    """The per-item correctness of every cell's zero-shot evaluation (rule lm_eval's ``items``)."""
-    return [f"{RESULTS}/eval/{model}/{v}/lm_eval-items.csv" for v in variants(config, model)]
+    """The per-item correctness tables holding every cell's zero-shot evaluation (rule lm_eval's ``items``)."""
+    return lines.lm_eval_outputs(config, model, variants(config, model), what="lm_eval_items")
 
 
 def targets(config: dict) -> list[str]:

@@ -10,7 +10,6 @@ zero-shot accuracy on the calibration study's tasks.
 from __future__ import annotations
 
 from compbench import lines, sources
-from compbench.lines import RESULTS
 from compbench.tradeoff.storage import FORMATS
 
 
@@ -31,10 +30,15 @@ def plane(config: dict, model: str) -> dict[str, tuple[str, str]]:
     return out
 
 
+def lm_eval_variants(config: dict, model: str) -> list[str]:
+    """The plane's variants with ``tradeoff.zeroshot`` (each evaluated zero-shot, compbench.lines.lm_eval_batches), else none."""
+    return list(plane(config, model)) if config["tradeoff"].get("zeroshot") else []
+
+
 def zeroshot_outputs(config: dict, model: str) -> list[str]:
-    if not config["tradeoff"].get("zeroshot"):
-        return []
-    return [f"{RESULTS}/eval/{model}/{v}/lm_eval.csv" for v in plane(config, model)]
+    """The zero-shot tables (lm-eval batches) holding the plane's variants, with ``tradeoff.zeroshot``."""
+    names = lm_eval_variants(config, model)
+    return lines.lm_eval_outputs(config, model, names) if names else []
 
 
 def targets(config: dict) -> list[str]:
