@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from compbench import resultcache
 from compbench.perplexity import DATASETS, evaluate, window_rows
 
 METRICS = ("perplexity", "nll")
@@ -102,21 +103,12 @@ def evaluate_batch(
     windows) is read back instead of evaluated (``log`` says which)."""
     rows, windows, ids_cache = [], [], {}
     for name, path in members.items():
-        parts = key = None
-        got = None
-        if cache is not None:
-            parts = cache_parts(path, dataset, spec, evaluation, sources, text_files, code_files, device)
-            key = cache.key(parts)
-            got = cache.get_with_extra(key)
-            if got is not None and not isinstance(got[1], dict):
-                got = None  # an entry without windows: evaluate again
-        if got is None:
-            got = variant_rows(path, dataset, spec, evaluation, sources, corpus_dir, device, ids_cache)
-            if cache is not None:
-                cache.put(key, parts, *got)
-            how = "evaluated"
-        else:
-            how = "from cache"
+        got, how, key = resultcache.cached(
+            cache,
+            lambda: cache_parts(path, dataset, spec, evaluation, sources, text_files, code_files, device),
+            lambda: variant_rows(path, dataset, spec, evaluation, sources, corpus_dir, device, ids_cache),
+            dict,  # the windows
+        )
         got_rows, got_windows = got
         if log is not None:
             ppl = next(r["value"] for r in got_rows if r["metric"] == "perplexity")

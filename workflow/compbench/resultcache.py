@@ -93,3 +93,19 @@ class ResultCache:
             f.write("\n")
         set_umask_mode(Path(tmp))
         os.replace(tmp, self.path(key))
+
+
+def cached(cache: ResultCache | None, parts, compute, extra_type: type) -> tuple[tuple[list[dict], object], str, str | None]:
+    """``((rows, extra), how, key)``: the entry stored under the key of ``parts()`` when it
+    holds an ``extra`` of ``extra_type`` (how = "from cache"), else ``compute()``'s result,
+    stored (how = "evaluated"). Without a cache (None) always ``compute()``, key None."""
+    if cache is None:
+        return compute(), "evaluated", None
+    p = parts()
+    key = cache.key(p)
+    got = cache.get_with_extra(key)
+    if got is not None and isinstance(got[1], extra_type):
+        return got, "from cache", key
+    got = compute()  # absent, or an entry without its extra: evaluate again
+    cache.put(key, p, *got)
+    return got, "evaluated", key

@@ -278,21 +278,15 @@ def evaluate_batch(
     rows and the per-item rows of all, in order. With a :class:`compbench.resultcache.ResultCache`,
     a variant whose key is stored (with its items) is read back instead of evaluated."""
     rows, item_rows = [], []
+    from compbench import resultcache
+
     for name, path in members.items():
-        key = parts = got = None
-        if cache is not None:
-            parts = cache_parts(path, lm, spec, include_path, code_files, device)
-            key = cache.key(parts)
-            got = cache.get_with_extra(key)
-            if got is not None and not isinstance(got[1], list):
-                got = None  # an entry without its items: evaluate again
-        if got is None:
-            got = variant_rows(path, lm, spec, include_path, device, tmp_root)
-            if cache is not None:
-                cache.put(key, parts, *got)
-            how = "evaluated"
-        else:
-            how = "from cache"
+        got, how, key = resultcache.cached(
+            cache,
+            lambda: cache_parts(path, lm, spec, include_path, code_files, device),
+            lambda: variant_rows(path, lm, spec, include_path, device, tmp_root),
+            list,  # the items
+        )
         got_rows, got_items = got
         if log is not None:
             acc = ", ".join(f"{r['dataset']} {r['value']:.3f}" for r in got_rows if r["metric"] == "acc")
