@@ -196,7 +196,9 @@ def test_the_plane_holds_every_compressed_variant_and_no_trained_one():
     assert pts["quant-gptq-w4g16-on-prune-sparsegpt-2of4"] == ("quant", every["quant-gptq-w4g16-on-prune-sparsegpt-2of4"])
     held = {v for b in lines.lm_eval_batches(cfg, "tiny").values() for v in b}  # the zero-shot tables: one per line's batch
     assert held == set(pts) and grid.dataset(cfg) == "tiny"
-    assert grid.zeroshot_outputs(cfg, "tiny") == [f"results/eval/tiny/lm_eval-{b}.csv" for b in ("dense", "pruning", "calibration_study", "lowrank", "quant")]
+    assert grid.zeroshot_outputs(cfg, "tiny") == [
+        f"results/eval/tiny/lm_eval-{b}.csv" for b in ("dense", "pruning", "calibration_study", "lowrank", "quant")
+    ]
     cfg["tradeoff"]["zeroshot"] = False
     assert grid.zeroshot_outputs(cfg, "tiny") == []
 

@@ -102,7 +102,7 @@ def with_summary(numbers: str, diff: float, summary=None, strict: bool = True) -
 
 def accuracy_items(read, paths, metric: str = "acc") -> dict:
     """(variant, task) -> per-item correctness (bool array, items in lm-eval's ``doc_id`` order)
-    from the rule ``lm_eval``'s item tables ``paths`` (``lm_eval-items.csv``,
+    from the rule ``lm_eval``'s item tables ``paths`` (``lm_eval_items-<batch>.csv``, any number of variants each,
     :func:`compbench.zeroshot.items`)."""
     from compbench import stats
 

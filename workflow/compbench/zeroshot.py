@@ -277,9 +277,9 @@ def evaluate_batch(
     """Rule ``lm_eval``: every variant of ``members`` (name -> directory) in turn; the tidy
     rows and the per-item rows of all, in order. With a :class:`compbench.resultcache.ResultCache`,
     a variant whose key is stored (with its items) is read back instead of evaluated."""
-    rows, item_rows = [], []
     from compbench import resultcache
 
+    rows, item_rows = [], []
     for name, path in members.items():
         got, how, key = resultcache.cached(
             cache,
