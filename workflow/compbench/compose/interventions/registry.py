@@ -17,11 +17,12 @@ from __future__ import annotations
 import inspect
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
-
-import torch
+from typing import TYPE_CHECKING, Callable
 
 from compbench.registry import Registry
+
+if TYPE_CHECKING:  # torch is only named in annotations: the DAG build imports this module (compose.data's sources)
+    import torch
 
 CATEGORIES = ("edit", "compress", "unlearn")
 
