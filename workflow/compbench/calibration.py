@@ -75,10 +75,9 @@ class _SharedMoments:
     def hook(self, stats: LayerStats):
         def fn(_mod, inp, _out):
             x = inp[0]
-            hit = self._seen.get(id(x))
-            if hit is None or hit[0] is not x:
-                hit = self._seen[id(x)] = (x, moments(x, self.want_hessian))
-            stats.add_moments(*hit[1])
+            if id(x) not in self._seen:  # the entry holds x: its id is not reused before clear()
+                self._seen[id(x)] = (x, moments(x, self.want_hessian))
+            stats.add_moments(*self._seen[id(x)][1])
 
         return fn
 
