@@ -18,7 +18,7 @@ PKG = ROOT / "workflow" / "compbench"
 CORE = {
     "__init__", "artifacts", "blocks", "calibration", "calibration_catalogue", "calibration_data", "config", "corpus",
     "deps", "device", "figures", "htmltable", "knowledge", "lines", "models", "ops", "perplexity", "perplexity_batch", "pretrain", "provenance",
-    "registry", "resultcache", "runlog", "sources", "stats", "tasks", "tokenizer", "variants", "verdicts", "zeroshot",
+    "registry", "resultcache", "runlog", "sources", "stats", "tasks", "tokenizer", "variants", "verdicts", "warmstart", "zeroshot",
 }  # fmt: skip
 
 

@@ -238,7 +238,10 @@ def parse_snakemake_log(text: str) -> pd.DataFrame:
 def run_jobs(run_dir: Path) -> pd.DataFrame:
     """One row per finished job of every Snakemake log of the run directory (so give it a
     directory of one cold run): rule, wall seconds, CPU seconds and peak RSS where a
-    benchmark file exists (the job's own; Snakemake's process is not in it)."""
+    benchmark file exists (the job's own; Snakemake's process is not in it). In a run with warm
+    start (compbench.warmstart; it leaves its server log) a benchmark file samples the client,
+    not the forked job: CPU and RSS are left empty, wall seconds stay."""
+    warm = (run_dir / ".snakemake" / "compbench-warmstart" / "server.log").exists()
     logs = sorted((run_dir / ".snakemake" / "log").glob("*.snakemake.log"))
     frames = [parse_snakemake_log(p.read_text(errors="replace")).assign(log=p.name) for p in logs]
     jobs = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
@@ -249,7 +252,9 @@ def run_jobs(run_dir: Path) -> pd.DataFrame:
         b = run_dir / r.benchmark if isinstance(r.benchmark, str) else None
         if b is not None and b.exists():
             t = pd.read_csv(b, sep="\t").iloc[0]
-            row.update(wall_s=float(t["s"]), cpu_s=float(t.get("cpu_time", float("nan"))), max_rss_mb=float(t.get("max_rss", float("nan"))))
+            row.update(wall_s=float(t["s"]))
+            if not warm:
+                row.update(cpu_s=float(t.get("cpu_time", float("nan"))), max_rss_mb=float(t.get("max_rss", float("nan"))))
         rows.append(row)
     return pd.DataFrame(rows, columns=["rule", "wall_s", "cpu_s", "max_rss_mb"]), jobs
 
