@@ -127,17 +127,9 @@ def test_a_stopped_client_takes_its_job_with_it(server, tmp_path, how):
     proc.send_signal(sig)
     assert proc.wait(30) == -sig  # as a cold job killed by the same signal
     deadline = time.monotonic() + 10
-    while _alive(child):
+    while warmstart._alive(child):
         assert time.monotonic() < deadline, "the served job outlived its client"
         time.sleep(0.05)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split()[2] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def test_without_a_server_the_shim_runs_the_job_cold(tmp_path):
@@ -153,6 +145,15 @@ def test_without_a_server_the_shim_runs_the_job_cold(tmp_path):
     (folder / "server.sock.starting").write_text("999999999")  # a server that died while starting
     rc, _, _, info = job(tmp_path, srv, probe="5")
     assert rc == 0 and info["probe"] == 5
+    # one that died and is not reaped yet (a zombie: kill(pid, 0) still succeeds): no 30-s wait either
+    dead = subprocess.Popen(["true"])
+    while warmstart._alive(dead.pid) is not False:
+        time.sleep(0.01)
+    (folder / "server.sock.starting").write_text(str(dead.pid))
+    t0 = time.monotonic()
+    rc, _, _, info = job(tmp_path, srv, probe="66")
+    assert rc == 0 and info["probe"] == 66 and time.monotonic() - t0 < 20
+    dead.wait()
 
 
 def test_switch_values(monkeypatch):
@@ -182,3 +183,50 @@ def test_the_smoke_run_was_served_and_a_cold_rerun_gives_the_same_bits(smoke, tm
         for k in warm:
             assert warm[k].dtype == cold[k].dtype and torch.equal(warm[k], cold[k]), (f, k)
         assert os.path.getmtime(copy / f) > os.path.getmtime(smoke.workdir / f)  # rebuilt, not copied
+
+
+MINI_SNAKEFILE = """
+import sys
+sys.path.insert(0, {pkg!r})
+from compbench import warmstart as _warmstart
+_warm = {{}}
+onstart:
+    _warm["server"] = _warmstart.start_for(workflow)
+onsuccess:
+    _warmstart.stop(_warm.pop("server", None))
+rule all:
+    input: expand("out{{i}}.txt", i=range({n})), "shell.txt"
+rule one:
+    output: "out{{i}}.txt"
+    script: "job.py"
+rule shell_job:
+    output: "shell.txt"
+    shell: "echo x > {{output}}"
+"""
+
+
+@pytest.mark.parametrize("n", [warmstart.MIN_SCRIPT_JOBS - 1, warmstart.MIN_SCRIPT_JOBS])
+def test_the_server_starts_only_for_enough_script_jobs(tmp_path, n):
+    """Counted from Snakemake's DAG (script jobs only): a rerun of one or two jobs runs cold.
+    The run folder is deeper than a Unix socket path may be: the socket lives in a short
+    temporary folder (it failed there once, and every job waited 30 s for a dead server)."""
+    from conftest import ROOT, SNAKEMAKE
+
+    tmp_path = tmp_path / ("deep" * 20)  # a run folder too deep for a Unix socket's 107 bytes below it
+    tmp_path.mkdir()
+    (tmp_path / "Snakefile").write_text(MINI_SNAKEFILE.format(pkg=str(ROOT / "workflow"), n=n))
+    (tmp_path / "job.py").write_text("import os\nopen(snakemake.output[0], 'w').write(str(os.getppid()))\n")
+    t0 = time.monotonic()
+    proc = subprocess.run(
+        [SNAKEMAKE, "--cores", "2", "-d", str(tmp_path), "-s", str(tmp_path / "Snakefile")], capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert time.monotonic() - t0 < 25, proc.stderr[-3000:]
+    log = tmp_path / ".snakemake" / "compbench-warmstart" / "server.log"
+    if n < warmstart.MIN_SCRIPT_JOBS:
+        assert not log.exists()
+    else:
+        assert "served" in log.read_text(), (log.read_text(), proc.stderr[-3000:])
+        served = int(log.read_text().rsplit("served", 1)[1].split()[0])
+        assert served == n  # a job that starts while the server imports waits for it
+        assert all((tmp_path / f"out{i}.txt").read_text() for i in range(n))

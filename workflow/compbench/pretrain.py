@@ -8,6 +8,7 @@ permutation of windows, epoch after epoch.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -29,6 +30,20 @@ class TrainSpec:
     eval_every: int
     eval_windows: int
     seed: int
+    autocast: str = "float32"  # "bfloat16": forward and loss under torch.autocast (mixed precision), weights and AdamW in fp32
+
+
+AUTOCAST = {"float32": None, "bfloat16": torch.bfloat16}
+
+
+def autocast_context(spec: TrainSpec, device: torch.device):
+    """Mixed precision for the training forward pass: on a CPU with AVX-512 BF16 the tiny
+    model's step is 1.53x faster (workflow/benchmarks/amp.csv); master weights, gradients'
+    accumulation and the optimizer stay fp32, evaluation stays fp32."""
+    if spec.autocast not in AUTOCAST:
+        raise ValueError(f"pretrain.autocast={spec.autocast!r}; allowed: {sorted(AUTOCAST)}")
+    dtype = AUTOCAST[spec.autocast]
+    return contextlib.nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
 
 
 def windows(ids: torch.Tensor, seq_len: int) -> torch.Tensor:
@@ -86,6 +101,7 @@ def train(
     opt)``, called after each optimizer step, before gradients are cleared,
     returning extra columns for that step's row.
     """
+    autocast_context(spec, device)  # a bad value fails before any work
     torch.manual_seed(spec.seed)
     train_w = windows(train_ids, seq_len)
     val_w = windows(val_ids, seq_len)[: spec.eval_windows].to(device)
@@ -112,7 +128,8 @@ def train(
         pos += spec.batch_size
         for g in opt.param_groups:
             g["lr"] = cosine_lr(step, spec)
-        loss = model(batch, labels=batch).loss
+        with autocast_context(spec, device):
+            loss = model(batch, labels=batch).loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if grad_tensors is None:

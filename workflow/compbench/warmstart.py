@@ -58,6 +58,7 @@ PRELOAD = (
     "threadpoolctl",
 )
 ENV_SWITCH = "COMPBENCH_WARM_START"
+SOCKET_PATH_MAX = 107  # sun_path is 108 bytes on Linux, with the terminating NUL
 _HEADER = struct.Struct("!I")
 
 
@@ -102,10 +103,27 @@ def _wait_for_server(sock_path: str, limit_s: float = 30.0) -> None:
     while not os.path.exists(sock_path) and time.monotonic() < deadline:
         try:
             with open(marker) as f:
-                os.kill(int(f.read().strip()), 0)
+                pid = int(f.read().strip())
         except (OSError, ValueError):
-            return  # no server starting (or it died): connect fails, the cold path runs
+            return  # no server starting: connect fails, the cold path runs
+        if not _alive(pid):
+            return  # it died while importing (its parent has not reaped it yet)
         time.sleep(0.05)
+
+
+def _alive(pid: int) -> bool:
+    """Running, not a zombie (``kill(pid, 0)`` succeeds on a zombie)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc: the signal test
+        try:
+            os.kill(pid, 0)
+            return True
+        except OSError:
+            return False
 
 
 def client(sock_path: str, argv: list[str], real_python: str) -> int:
@@ -143,7 +161,18 @@ def client(sock_path: str, argv: list[str], real_python: str) -> int:
 
 # ----------------------------------------------------------------------- server
 def serve(sock_path: str, preload=PRELOAD) -> None:
-    """Import ``preload``, then fork a child per client until the parent (Snakemake) is gone."""
+    """Import ``preload``, then fork a child per client until the parent (Snakemake) is gone.
+    Should it fail before it accepts, it removes its ``.starting`` marker: no client waits."""
+    try:
+        _serve(sock_path, preload)
+    finally:
+        try:
+            os.unlink(sock_path + ".starting")
+        except OSError:
+            pass
+
+
+def _serve(sock_path: str, preload) -> None:
     import importlib
 
     parent = os.getppid()
@@ -165,10 +194,7 @@ def serve(sock_path: str, preload=PRELOAD) -> None:
     srv.bind(tmp)
     srv.listen(64)
     os.replace(tmp, sock_path)  # the shim sees the socket only once it accepts
-    try:
-        os.unlink(sock_path + ".starting")
-    except OSError:
-        pass
+    os.unlink(sock_path + ".starting")
     jobs: dict[int, socket.socket] = {}
     served = 0
     try:
@@ -340,11 +366,17 @@ class Server:
 
     def __init__(self, folder: str, real_python: str = sys.executable):
         import subprocess
+        import tempfile
 
         os.makedirs(folder, exist_ok=True)
         self.folder = os.path.abspath(folder)
         self.real_python = real_python
-        self.socket = os.path.join(self.folder, "server.sock")
+        # A Unix socket's path has at most 107 bytes; a run folder can be deeper than that.
+        self.socket_dir = tempfile.mkdtemp(prefix="compbench-warm-")
+        self.socket = os.path.join(self.socket_dir, "s")
+        if len(self.socket.encode()) + len(".tmp") > SOCKET_PATH_MAX:
+            os.rmdir(self.socket_dir)
+            raise OSError(f"warm start: socket path {self.socket!r} is longer than {SOCKET_PATH_MAX} bytes")
         self.shim = os.path.join(self.folder, "python")
         here = os.path.abspath(__file__)
         with open(self.shim + ".tmp", "w") as f:
@@ -371,6 +403,10 @@ class Server:
                 os.unlink(path)
             except OSError:
                 pass
+        try:
+            os.rmdir(self.socket_dir)
+        except OSError:
+            pass
 
 
 _SHIM = """#!/bin/sh
@@ -391,12 +427,31 @@ def stop(server: Server | None) -> None:
         server.stop()
 
 
+MIN_SCRIPT_JOBS = 3  # the server's imports cost about what three jobs' imports do
+
+
+def script_jobs(workflow) -> int:
+    """How many ``script:`` jobs the run will execute (a large number if Snakemake's DAG API
+    is not what this expects: then the server is started)."""
+    try:
+        return sum(1 for job in workflow.dag.needrun_jobs() if getattr(job.rule, "script", None))
+    except Exception:
+        return 1 << 30
+
+
 def start_for(workflow, folder: str = ".snakemake/compbench-warmstart") -> Server | None:
     """Start the server for a Snakemake run that executes jobs here (``onstart``); None when
-    the run is not local, or warm start is off."""
+    the run is not local, warm start is off, or fewer than MIN_SCRIPT_JOBS script jobs run
+    (a rerun of one or two jobs is cheaper cold than with a server to import)."""
     if not enabled() or not workflow.local_exec or not workflow.is_main_process or os.name != "posix":
         return None
-    server = Server(folder)
+    if script_jobs(workflow) < MIN_SCRIPT_JOBS:
+        return None
+    try:
+        server = Server(folder)
+    except OSError as e:  # no warm start is no failure: every job runs cold
+        print(f"compbench: {e}; jobs run without warm start", file=sys.stderr)
+        return None
     sys.executable = server.shim
     return server
 
