@@ -194,7 +194,10 @@ def _serve(sock_path: str, preload) -> None:
     srv.bind(tmp)
     srv.listen(64)
     os.replace(tmp, sock_path)  # the shim sees the socket only once it accepts
-    os.unlink(sock_path + ".starting")
+    try:
+        os.unlink(sock_path + ".starting")
+    except FileNotFoundError:
+        pass
     jobs: dict[int, socket.socket] = {}
     served = 0
     try:
