@@ -50,9 +50,7 @@ PRELOAD = (
     "numpy",
     "pandas",
     "torch",
-    "transformers",
-    "transformers.models.llama.modeling_llama",
-    "transformers.modeling_utils",
+    "transformers.models.llama.modeling_llama",  # with it transformers, its modeling and masking utilities
     "safetensors.torch",
     "snakemake.script",
     "threadpoolctl",
