@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import torch
@@ -28,7 +27,7 @@ info = {
     "argv": sys.argv, "cwd": os.getcwd(), "marker": os.environ.get("WARM_MARKER"),
     "path0": sys.path[0], "probe": probe_module.VALUE, "torch_threads": torch.get_num_threads(),
     "pools": sorted((p["user_api"], p["num_threads"]) for p in threadpoolctl.threadpool_info()),
-    "pid": os.getpid(), "main": __name__,
+    "pid": os.getpid(), "ppid": os.getppid(), "main": __name__,
 }
 open("info.json", "w").write(json.dumps(info))
 code = os.environ.get("WARM_EXIT", "0")
@@ -88,9 +87,8 @@ def test_a_served_job_sees_what_a_cold_one_does(server, tmp_path):
     # the server loaded more libraries (a second OpenMP runtime with scipy), each sized alike
     assert {tuple(p) for p in warm["pools"]} == {tuple(p) for p in cold["pools"]}
     assert warm["cwd"] == str(warm_dir) and warm["path0"] == str(warm_dir / ".snakemake" / "scripts")
-    # served, not run cold: the child's parent is the server
-    served = (Path(server.folder) / "server.log").read_text()
-    assert server.process.poll() is None, served
+    # served, not run cold: the job's parent is the server, the cold one's is this test
+    assert warm["ppid"] == server.process.pid and cold["ppid"] == os.getpid()
 
 
 def test_thread_pools_follow_the_jobs_variables_not_the_servers(server, tmp_path):
