@@ -269,3 +269,26 @@ def test_fusion_workflow_outputs(smoke):
     row = s[(s.method == "moe_fusion") & (s.metric == "hypervolume")].iloc[0]
     assert row.n_seeds == 1 and row["interval"].startswith("bootstrap over 32 + 32 test items") and row.ci_lo <= row["mean"] <= row.ci_hi
     assert smoke.results("figures", "fusion-tiny.png").stat().st_size > 1000
+
+
+def test_router_training_depends_on_its_seed_not_on_the_process_rng(tiny_lm):
+    """A fresh interpreter seeds torch's generator from the OS: the router's initialisation must
+    come from the job's seed, or two runs of one job train different routers (found in two cold
+    runs of the default, issue 18). Two processes' states are stood in for by two global seeds."""
+    import copy
+
+    model, tok, tasks = tiny_lm
+    data = [fusion.TaskData(tok, t, "train", "cpu") for t in tasks]
+
+    def trained(process_seed, seed):
+        torch.manual_seed(process_seed)
+        fused = fusion.FusedModel(copy.deepcopy(model), _random_taus(model), router_hidden=4, init_lambda=0.5, seed=seed)
+        after_init = torch.rand(1)  # the process's generator is neither read nor advanced by the init
+        torch.manual_seed(process_seed)
+        assert torch.equal(after_init, torch.rand(1))
+        fusion.train_router(fused, data, steps=2, batch_size=4, lr=0.05, alpha=1.0, seed=seed)
+        return fused.router.state_dict()
+
+    a, b, c = trained(1, 0), trained(2, 0), trained(1, 1)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)

@@ -18,8 +18,8 @@ from compbench import warmstart
 from conftest import snakemake
 
 SCRIPT = """
-import json, os, sys
-import torch, threadpoolctl
+import json, os, random, sys
+import numpy, torch, threadpoolctl
 import probe_module
 print("to stdout")
 print("to stderr", file=sys.stderr)
@@ -28,6 +28,7 @@ info = {
     "path0": sys.path[0], "probe": probe_module.VALUE, "torch_threads": torch.get_num_threads(),
     "pools": sorted((p["user_api"], p["num_threads"]) for p in threadpoolctl.threadpool_info()),
     "pid": os.getpid(), "ppid": os.getppid(), "main": __name__,
+    "draws": [random.random(), float(numpy.random.random()), torch.rand(1).item(), torch.initial_seed()],
 }
 open("info.json", "w").write(json.dumps(info))
 code = os.environ.get("WARM_EXIT", "0")
@@ -89,6 +90,13 @@ def test_a_served_job_sees_what_a_cold_one_does(server, tmp_path):
     assert warm["cwd"] == str(warm_dir) and warm["path0"] == str(warm_dir / ".snakemake" / "scripts")
     # served, not run cold: the job's parent is the server, the cold one's is this test
     assert warm["ppid"] == server.process.pid and cold["ppid"] == os.getpid()
+
+
+def test_every_served_job_draws_its_own_unseeded_random_numbers(server, tmp_path):
+    """A fresh interpreter seeds random, numpy and torch from the OS, so two cold runs of an
+    unseeded job differ; two forks of one server would draw the same numbers unless reseeded."""
+    draws = [job(tmp_path, server)[3]["draws"] for _ in range(2)]
+    assert all(a != b for a, b in zip(*draws)), draws
 
 
 def test_thread_pools_follow_the_jobs_variables_not_the_servers(server, tmp_path):

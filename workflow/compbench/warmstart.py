@@ -342,6 +342,8 @@ def _fresh_process_state() -> None:
     random.seed()
     if "numpy" in sys.modules:
         sys.modules["numpy"].random.seed()
+    if "torch" in sys.modules:
+        sys.modules["torch"].seed()  # every fork would otherwise draw the server's torch numbers
 
     def count(*names):
         for name in names:

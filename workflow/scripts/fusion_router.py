@@ -16,7 +16,7 @@ with runlog.to_file(snakemake.log[0]) as log:
     tasks = [fusion.TaskData(tok, read_json(p), "train", device) for p in snakemake.input.tasks]
     taus = [load_tensors(p) for p in snakemake.input.taus]
     model = models.load(snakemake.input.model, device=device)
-    fused = fusion.FusedModel(model, taus, cfg["hidden"], cfg["init_lambda"], snakemake.params.other_lambda)
+    fused = fusion.FusedModel(model, taus, cfg["hidden"], cfg["init_lambda"], snakemake.params.other_lambda, seed)
     n_params = sum(p.numel() for p in fused.router.parameters())
     with provenance.measure(device) as run:
         hist, wall = fusion.train_router(fused, tasks, cfg["steps"], cfg["batch_size"], cfg["lr"], cfg["dirichlet_alpha"], seed, log)

@@ -170,12 +170,18 @@ def merged_state(base: dict, taus: list[dict], mlps: list[str], coef: torch.Tens
 
 
 class Router(nn.Module):
-    """g: preference r (simplex, T) -> coefficients [L, T]; starts at ``init_lambda`` everywhere."""
+    """g: preference r (simplex, T) -> coefficients [L, T]; starts at ``init_lambda`` everywhere.
 
-    def __init__(self, n_tasks: int, n_layers: int, hidden: int = 16, init_lambda: float = 0.5):
+    The first layer's random initialisation is drawn from ``seed`` in a forked RNG: it neither
+    depends on nor advances the process's generator (a fresh interpreter seeds that from the
+    OS, so an unseeded router made two runs of one job train different routers)."""
+
+    def __init__(self, n_tasks: int, n_layers: int, hidden: int = 16, init_lambda: float = 0.5, seed: int = 0):
         super().__init__()
         self.n_tasks, self.n_layers = n_tasks, n_layers
-        self.net = nn.Sequential(nn.Linear(n_tasks, hidden), nn.ReLU(), nn.Linear(hidden, n_layers * n_tasks))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(seed))
+            self.net = nn.Sequential(nn.Linear(n_tasks, hidden), nn.ReLU(), nn.Linear(hidden, n_layers * n_tasks))
         nn.init.zeros_(self.net[2].weight)
         nn.init.constant_(self.net[2].bias, float(init_lambda))
 
@@ -206,7 +212,9 @@ class MoEMLP(nn.Module):
 class FusedModel(nn.Module):
     """The base model with every MLP upscaled to :class:`MoEMLP`, the rest merged by task arithmetic."""
 
-    def __init__(self, model, taus: list[dict], router_hidden: int = 16, init_lambda: float = 0.5, other_lambda: float = 0.5):
+    def __init__(
+        self, model, taus: list[dict], router_hidden: int = 16, init_lambda: float = 0.5, other_lambda: float = 0.5, seed: int = 0
+    ):
         super().__init__()
         device = next(model.parameters()).device
         base = {n: p.detach().clone() for n, p in model.named_parameters()}
@@ -224,7 +232,7 @@ class FusedModel(nn.Module):
             mlp = model.get_submodule(name)
             setattr(model.get_submodule(parent), leaf, MoEMLP(mlp, name, i, base, taus, self.holder))
         self.model = model
-        self.router = Router(len(taus), len(self.mlps), router_hidden, init_lambda).to(device)
+        self.router = Router(len(taus), len(self.mlps), router_hidden, init_lambda, seed).to(device)
 
     def set_preference(self, r: torch.Tensor) -> torch.Tensor:
         self.holder.value = self.router(r)
