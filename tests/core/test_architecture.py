@@ -16,7 +16,7 @@ from conftest import ROOT, copy_repo, snakemake
 
 PKG = ROOT / "workflow" / "compbench"
 CORE = {
-    "__init__", "artifacts", "blocks", "calibration", "calibration_catalogue", "calibration_data", "config", "corpus",
+    "__init__", "allocator", "artifacts", "blocks", "calibration", "calibration_catalogue", "calibration_data", "config", "corpus",
     "deps", "device", "figures", "htmltable", "knowledge", "lines", "models", "ops", "perplexity", "perplexity_batch", "pretrain", "provenance",
     "registry", "resultcache", "runlog", "sources", "stats", "tasks", "tokenizer", "variants", "verdicts", "warmstart", "zeroshot",
 }  # fmt: skip

@@ -292,3 +292,35 @@ def test_router_training_depends_on_its_seed_not_on_the_process_rng(tiny_lm):
     a, b, c = trained(1, 0), trained(2, 0), trained(1, 1)
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_sweep_evaluates_each_distinct_model_once_and_every_row_is_its_models(tiny_lm, monkeypatch):
+    """The interpolation's ends, the single-task models and θ_0 are task-arithmetic grid points:
+    the sweep evaluates them once, and every row still equals evaluating its own weights
+    (θ_0 + Σ λ_t τ_t, made here literally) from scratch."""
+    import copy
+    import json
+
+    model, tok, tasks = tiny_lm
+    taus = _random_taus(model, 5)
+    data = [fusion.TaskData(tok, t, "test", "cpu") for t in tasks]
+    router = fusion.Router(2, len(fusion.mlp_modules(model)), 4, seed=0)
+    cfg = {"eval_batch_size": 16, "n_preferences": 2, "ta_grid": [0, 0.5, 1], "n_interpolation": 3, "other_lambda": 0.5}
+    calls = []
+    real = fusion._eval_state
+    monkeypatch.setattr(fusion, "_eval_state", lambda *a: calls.append(1) or real(*a))
+    rows = fusion.sweep(copy.deepcopy(model), taus, router, data, cfg)
+    models = {(r["method"], r["setting"]) for r in rows}
+    assert len(models) == 2 + 9 + 3 + 2 + 1
+    assert len(calls) == 2 + 9  # the 9 grid points cover the other 6
+    base = {n: p.detach().clone() for n, p in model.named_parameters()}
+    literal = copy.deepcopy(model)
+    for r in rows:
+        if r["method"] == "moe_fusion" or r["metric"] != "loss":  # a continuous value: a wrong model shows
+            continue
+        lam = json.loads(r["coef"])
+        with torch.no_grad():
+            for n, p in literal.named_parameters():
+                p.copy_(base[n] + sum(lam[t] * taus[t][n] for t in range(2)) if n in taus[0] else base[n])
+        d = next(x for x in data if x.name == r["task"])
+        assert abs(r["value"] - fusion.evaluate(literal, d, 16)["loss"]) < 1e-5, r

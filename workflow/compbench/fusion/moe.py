@@ -311,26 +311,39 @@ def sweep(model, taus: list[dict], router: Router, tasks: list[TaskData], cfg: d
     taus = [{n: v.to(device) for n, v in t.items()} for t in taus]
     mlps = mlp_modules(model)
     bs = cfg["eval_batch_size"]
-    todo = []
+    todo = []  # (method, setting, coef, state, key): models with one key have the same weights
     for r in preference_sweep(cfg["n_preferences"]):
         with torch.no_grad():
             coef = router(torch.tensor(r, dtype=torch.float32, device=device))
-        todo.append(
-            ("moe_fusion", json.dumps([round(x, 4) for x in r]), coef.tolist(), merged_state(base, taus, mlps, coef, cfg["other_lambda"]))
-        )
+        state = merged_state(base, taus, mlps, coef, cfg["other_lambda"])
+        todo.append(("moe_fusion", json.dumps([round(x, 4) for x in r]), coef.tolist(), state, None))
+
+    def arithmetic(method, setting, lam):  # θ_0 + Σ_t λ_t τ_t, made when evaluated; its λ is its key
+        lam = list(lam)
+        todo.append((method, setting, lam, lambda: task_arithmetic(base, taus, lam), tuple(float(x) for x in lam)))
+
     for lam in itertools.product(cfg["ta_grid"], repeat=len(taus)):
-        todo.append(("task_arithmetic", json.dumps(list(lam)), list(lam), task_arithmetic(base, taus, lam)))
+        arithmetic("task_arithmetic", json.dumps(list(lam)), lam)
     n = cfg["n_interpolation"]
-    for i in range(n):
+    for i in range(n):  # (1 − a)(θ_0 + τ_1) + a(θ_0 + τ_2) = θ_0 + (1 − a) τ_1 + a τ_2
         a = i / (n - 1) if n > 1 else 0.5
-        todo.append(("interpolation", json.dumps(round(a, 4)), [1 - a, a], task_arithmetic(base, taus, [1 - a, a])))
+        arithmetic("interpolation", json.dumps(round(a, 4)), [1 - a, a])
     for t in range(len(taus)):
-        lam = [1.0 if s == t else 0.0 for s in range(len(taus))]
-        todo.append(("single_task", tasks[t].name, lam, task_arithmetic(base, taus, lam)))
-    todo.append(("base", "theta_0", [0.0] * len(taus), task_arithmetic(base, taus, [0.0] * len(taus))))
+        arithmetic("single_task", tasks[t].name, [1.0 if s == t else 0.0 for s in range(len(taus))])
+    arithmetic("base", "theta_0", [0.0] * len(taus))
+    # the interpolation's ends, the single-task models and the base model are points of the task
+    # arithmetic grid too (ta_grid has 0 and 1): same λ, same weights, evaluated once
+    done = {}
     rows = []
-    for method, setting, coef, state in tqdm(todo, desc="evaluate", mininterval=5):
-        for d, res in zip(tasks, _eval_state(model, state, tasks, bs)):
+    for method, setting, coef, state, key in tqdm(todo, desc="evaluate", mininterval=5):
+        if key is None or key not in done:
+            results = _eval_state(model, state() if callable(state) else state, tasks, bs)
+            if key is not None:
+                done[key] = results
+        else:
+            results = done[key]
+        for d, res in zip(tasks, results):
+            res = dict(res)
             ok = stats.bits(res.pop("correct").numpy())
             for metric, value in res.items():
                 rows.append(

@@ -78,7 +78,12 @@ def peak_rss_mb() -> float | None:
 
 
 def reset_peak_rss() -> bool:
-    """Reset the kernel's peak-RSS mark (Linux >= 4.0); False where unsupported."""
+    """Reset the kernel's peak-RSS mark (Linux >= 4.0); False where unsupported. The heap's
+    free memory goes back to the OS first: jobs run with a malloc that keeps freed pages
+    (compbench.allocator), and a later allocation that reused them would not raise the mark."""
+    from compbench import allocator
+
+    allocator.release()
     try:
         Path("/proc/self/clear_refs").write_text("5")
         return True
