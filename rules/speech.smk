@@ -22,7 +22,8 @@ rule speech_corpus:
         f"{RESULTS}/logs/speech/{{corpus}}/corpus.log",
     benchmark:
         f"{RESULTS}/benchmarks/speech/{{corpus}}/corpus.tsv"
-    threads: 1
+    threads: 2  # two utterances synthesised at a time (the same corpus for any count); on one core it
+    # held one of the two while the tokenizer and pretraining, which take both, waited (issue 18)
     resources:
         mem_mb=2000,
         runtime=60,

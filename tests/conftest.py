@@ -148,3 +148,26 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         group = "smoke" if "smoke" in item.fixturenames else item.nodeid.split("::", 1)[0]
         item._id = coerce_node_id(f"{item.nodeid}@{group}")
+
+
+# ------------------------------------------------------------ test timeline
+# COMPBENCH_TEST_TIMELINE=<file>: every test's worker, start and end (seconds since the epoch),
+# one tab-separated line each, for seeing where a parallel run waits (docs/operations.md#tests).
+_TIMELINE = os.environ.get("COMPBENCH_TEST_TIMELINE")
+_started: dict = {}
+
+
+def pytest_runtest_logstart(nodeid, location):
+    if _TIMELINE:
+        import time
+
+        _started[nodeid] = time.time()
+
+
+def pytest_runtest_logfinish(nodeid, location):
+    if _TIMELINE and nodeid in _started:
+        import time
+
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+        with open(_TIMELINE, "a") as f:
+            f.write(f"{worker}\t{_started.pop(nodeid):.3f}\t{time.time():.3f}\t{nodeid}\n")

@@ -228,7 +228,7 @@ def test_context_templates_have_the_references_shape(memit_setup):
 def test_compute_z_equals_the_reference(memit_setup, layer, hp):
     model, tok, data, templates = memit_setup
     hp = {**REFERENCE_HP, **hp}
-    for r in data.edits:
+    for r in data.edits[:2]:  # two subjects of the world's four: every edit takes the same code path (issue 18: test time)
         ref_z, ref_hist = reference_compute_z(model, tok, r, layer, templates, hp)
         z, h, hist = M.compute_z(model, tok, r, layer, templates, "cpu", **hp)
         assert len(hist) == len(ref_hist)

@@ -32,6 +32,21 @@ def test_directory_replaced_atomically(tmp_path):
     assert list(artifacts.read_json(target / artifacts.RECORD)["files"]) == ["b"]
 
 
+def test_the_same_tensors_and_metadata_give_the_same_bytes(tmp_path):
+    """safetensors writes metadata in a Rust HashMap's order, different from one save to the
+    next (found in two runs of one fusion_router job); save_tensors sorts it, so a rerun that
+    computes the same thing writes the same file and its checksum does not change."""
+    t = {"b": torch.randn(3, 4), "a": torch.arange(5, dtype=torch.uint8)}
+    meta = {f"key{i}": f"värde {i}" for i in range(6)}  # 720 orders; non-ASCII kept as written
+    files = []
+    for i in range(8):
+        artifacts.save_tensors(tmp_path / f"{i}.safetensors", t, meta)
+        files.append((tmp_path / f"{i}.safetensors").read_bytes())
+    assert all(f == files[0] for f in files)
+    back, got = artifacts.load_tensors(tmp_path / "0.safetensors", metadata=True)
+    assert got == meta and all(torch.equal(t[k], back[k]) for k in t)
+
+
 def test_tensors_round_trip_and_corruption_is_named(tmp_path):
     path = tmp_path / "w.safetensors"
     t = {"w": torch.randn(3, 4), "m": torch.arange(5, dtype=torch.uint8)}

@@ -212,25 +212,12 @@ def test_block_metric_skips_nan():
 
 
 @pytest.mark.workflow
-def test_spectra_rules_on_smoke_config(tmp_path):
-    from conftest import copy_repo, snakemake
-
-    repo = copy_repo(tmp_path)
-    # a model directory made here (2 blocks, hidden 32); only the spectra rules may run
-    tiny_llama(layers=2).save_pretrained(repo / "results" / "models" / "tiny")
+def test_spectra_rules_on_smoke_config(smoke):
+    """The smoke run's spectra rules (esd, figure_spectra) on its 2-block model: every decoder
+    matrix's eigenvalues and fits, the block metrics as compbench.spectra.esd derives them, and
+    both figures. (Checked on the shared smoke run: a run of its own cost ~17 s of test time.)"""
+    repo = smoke.workdir
     targets = ["results/figures/spectra-alpha-tiny.png", "results/figures/spectra-esd-tiny.png"]
-    snakemake(
-        repo,
-        "--configfile",
-        "config/smoke.yaml",
-        "--allowed-rules",
-        "esd",
-        "figure_spectra",
-        "--rerun-triggers",
-        "mtime",
-        "--",
-        *targets,
-    )
     blocks = pd.read_csv(repo / "results/spectra/tiny/blocks.csv")
     mats = pd.read_csv(repo / "results/spectra/tiny/matrices.csv")
     assert len(blocks) == 2 and len(mats) == 14

@@ -36,6 +36,7 @@ WORKLOADS = ("pretrain_step", "perplexity_batch")
 def child(workload: str, threads: int, steps: int, config_path: str) -> dict:
     import torch
     import yaml
+    from amp import train_step
     from transformers import LlamaForCausalLM
 
     from compbench import models, pretrain
@@ -56,12 +57,7 @@ def child(workload: str, threads: int, steps: int, config_path: str) -> dict:
         opt = torch.optim.AdamW(model.parameters(), lr=spec.lr, betas=(0.9, 0.95))
 
         def step(batch):
-            with pretrain.autocast_context(spec, torch.device("cpu")):
-                loss = model(batch, labels=batch).loss
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
+            train_step(model, opt, spec, batch)
 
         batch_size = p["batch_size"]
     else:

@@ -32,6 +32,17 @@ from profile_jobs import append, machine  # noqa: E402
 from compbench import models, pretrain  # noqa: E402
 
 
+def train_step(model, opt, spec: pretrain.TrainSpec, batch) -> None:
+    """One step of compbench.pretrain.train's recipe: forward under ``spec.autocast``,
+    backward, clipping to norm 1, the optimizer's step."""
+    with pretrain.autocast_context(spec, torch.device("cpu")):
+        loss = model(batch, labels=batch).loss
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+
+
 def step_times(cfg, spec: pretrain.TrainSpec, seq_len: int, steps: int) -> list[float]:
     torch.manual_seed(0)
     model = LlamaForCausalLM(cfg).train()
@@ -41,12 +52,7 @@ def step_times(cfg, spec: pretrain.TrainSpec, seq_len: int, steps: int) -> list[
     for i in range(steps + 2):
         batch = torch.randint(0, cfg.vocab_size, (spec.batch_size, seq_len), generator=gen)
         t0 = time.perf_counter()
-        with pretrain.autocast_context(spec, torch.device("cpu")):
-            loss = model(batch, labels=batch).loss
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+        train_step(model, opt, spec, batch)
         if i >= 2:
             times.append(time.perf_counter() - t0)
     return times

@@ -241,6 +241,29 @@ def save_tensors(path: str | os.PathLike, tensors: dict, metadata: dict | None =
     tensors = {k: v.contiguous() for k, v in tensors.items()}
     with atomic_path(path, suffix=".safetensors") as tmp:
         save_file(tensors, str(tmp), metadata={k: str(v) for k, v in (metadata or {}).items()})
+        _sort_metadata(tmp)
+
+
+def _sort_metadata(path) -> None:
+    """Put a safetensors header's metadata keys in sorted order, in place. safetensors writes
+    them in the order of a Rust HashMap, which differs from one save to the next: the same
+    tensors and metadata gave files that differed in bytes (and in checksum) run to run."""
+    import json
+    import struct
+
+    with open(path, "r+b") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        raw = f.read(n)
+        header = json.loads(raw)
+        meta = header.get("__metadata__")
+        if not meta or len(meta) < 2:
+            return
+        header["__metadata__"] = dict(sorted(meta.items()))
+        body = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
+        if len(body) > n or json.loads(body) != json.loads(raw):
+            return  # not the compact form this expects: leave the file as written
+        f.seek(8)
+        f.write(body + b" " * (n - len(body)))  # the header keeps its length (and padding)
 
 
 def load_tensors(path: str | os.PathLike, device: str = "cpu", metadata: bool = False):

@@ -9,7 +9,7 @@ with runlog.to_file(snakemake.log[0]) as log:
     spec = snakemake.params.corpus
     with provenance.measure(dev.pick("cpu")) as run:
         with atomic_path(snakemake.output.audio) as tmp:
-            manifest = corpora.build(spec, tmp, log=log)
+            manifest = corpora.build(spec, tmp, log=log, workers=snakemake.threads)
     rec = provenance.stamp({"corpus": spec}, spec.get("seed"), run)
     for split, g in manifest.groupby("split"):
         log.info("%s: %d utterances, %.1f s audio, %d voices", split, len(g), g.seconds.sum(), g.voice.nunique())

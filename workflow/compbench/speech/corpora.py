@@ -225,35 +225,36 @@ def render(u: dict, sample_rate: int) -> tuple[np.ndarray, list[float]]:
     return (0.9 * audio / (np.abs(audio).max() + 1e-9)).astype(np.float32), word_s
 
 
+def _write_utterance(out_dir: Path, uid: str, split: str, audio: np.ndarray, sr: int, **columns) -> dict:
+    """Write one utterance as ``wav/<uid>.wav`` under ``out_dir``; its manifest row."""
+    path = Path(out_dir) / "wav" / f"{uid}.wav"
+    write_wav(path, audio, sr)
+    return {"id": uid, "split": split, "path": str(path.relative_to(out_dir)), "seconds": round(len(audio) / sr, 4), **columns}
+
+
 @CORPORA.register("synthetic")
-def synthetic(spec: dict, out_dir: Path, log=None) -> pd.DataFrame:
+def synthetic(spec: dict, out_dir: Path, log=None, workers: int = 1) -> pd.DataFrame:
+    """``workers`` utterances are synthesised at a time (threads: each is two subprocesses,
+    espeak-ng and its word events); every utterance is drawn up front and seeds its own noise,
+    so the corpus is the same bytes for any ``workers``."""
     espeak_binary()  # fail fast, naming the package
+    from concurrent.futures import ThreadPoolExecutor
+
     from tqdm import tqdm
 
     rng = random.Random(spec["seed"])
     by_split = split_voices(voices(spec["accents"], spec["variants"]), spec["held_out_voices"], spec["seed"])
     rows = []
-    wav_dir = Path(out_dir) / "wav"
-    wav_dir.mkdir(parents=True, exist_ok=True)
+    (Path(out_dir) / "wav").mkdir(parents=True, exist_ok=True)
     plan = []
     for split in SPLITS:
         for i in range(int(spec["n_utterances"][split])):
             plan.append((split, f"{split}-{i:05d}", sample_utterance(rng, spec, by_split[split])))
     sr = int(spec["sample_rate"])
-    for split, uid, u in tqdm(plan, desc="espeak-ng", mininterval=5):
-        audio, word_s = render(u, sr)
-        path = wav_dir / f"{uid}.wav"
-        write_wav(path, audio, sr)
-        rows.append(
-            {
-                "id": uid,
-                "split": split,
-                "path": str(path.relative_to(out_dir)),
-                "seconds": round(len(audio) / sr, 4),
-                **u,
-                "word_starts": json.dumps(word_s),
-            }
-        )
+    with ThreadPoolExecutor(max(1, int(workers))) as pool:
+        rendered = pool.map(lambda item: render(item[2], sr), plan)
+        for (split, uid, u), (audio, word_s) in tqdm(zip(plan, rendered), total=len(plan), desc="espeak-ng", mininterval=5):
+            rows.append(_write_utterance(out_dir, uid, split, audio, sr, **u, word_starts=json.dumps(word_s)))
     if log:
         for s in SPLITS:
             log.info("%s voices (%d): %s", s, len(by_split[s]), ", ".join(by_split[s]))
@@ -271,11 +272,11 @@ def read_flac(path: str | Path) -> tuple[np.ndarray, int]:
 
 
 @CORPORA.register("librispeech")
-def librispeech(spec: dict, out_dir: Path, log=None) -> pd.DataFrame:
-    """LibriSpeech by path (official tree) or by HF id; audio converted to 16 kHz WAV here."""
+def librispeech(spec: dict, out_dir: Path, log=None, workers: int = 1) -> pd.DataFrame:
+    """LibriSpeech by path (official tree) or by HF id; audio converted to 16 kHz WAV here, one
+    utterance at a time (``workers`` is for :func:`synthetic`: reading is I/O-bound here)."""
     rows = []
-    wav_dir = Path(out_dir) / "wav"
-    wav_dir.mkdir(parents=True, exist_ok=True)
+    (Path(out_dir) / "wav").mkdir(parents=True, exist_ok=True)
     sr_out = int(spec["sample_rate"])
     limit = spec.get("max_utterances") or None
     aligned = read_alignments(spec["alignments"]) if spec.get("alignments") else None
@@ -286,19 +287,11 @@ def librispeech(spec: dict, out_dir: Path, log=None) -> pd.DataFrame:
             for uid, audio, sr, text, speaker in _librispeech_items(spec, subset):
                 if limit and sum(r["split"] == split for r in rows) >= limit:
                     break
-                audio = resample(audio, sr, sr_out)
-                path = wav_dir / f"{uid}.wav"
-                write_wav(path, audio, sr_out)
+                starts = {"word_starts": json.dumps(_starts_for(aligned, uid, text))} if aligned is not None else {}
                 rows.append(
-                    {
-                        "id": uid,
-                        "split": split,
-                        "path": str(path.relative_to(out_dir)),
-                        "seconds": round(len(audio) / sr_out, 4),
-                        "text": text.lower(),
-                        "voice": str(speaker),
-                        **({"word_starts": json.dumps(_starts_for(aligned, uid, text))} if aligned is not None else {}),
-                    }
+                    _write_utterance(
+                        out_dir, uid, split, resample(audio, sr, sr_out), sr_out, text=text.lower(), voice=str(speaker), **starts
+                    )
                 )
     if not rows:
         raise FileNotFoundError(f"speech.corpus: no LibriSpeech utterances found for splits {spec['splits']}")
@@ -366,5 +359,5 @@ def _librispeech_items(spec: dict, subset: str):
         yield str(ex["id"]), np.asarray(a["array"], dtype=np.float32), int(a["sampling_rate"]), ex["text"], ex.get("speaker_id", "")
 
 
-def build(spec: dict, out_dir: str | Path, log=None) -> pd.DataFrame:
-    return CORPORA.get(spec["source"])(spec, Path(out_dir), log=log)
+def build(spec: dict, out_dir: str | Path, log=None, workers: int = 1) -> pd.DataFrame:
+    return CORPORA.get(spec["source"])(spec, Path(out_dir), log=log, workers=workers)
