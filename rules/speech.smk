@@ -24,8 +24,6 @@ rule speech_corpus:
         f"{RESULTS}/benchmarks/speech/{{corpus}}/corpus.tsv"
     threads: 2  # two utterances synthesised at a time (the same corpus for any count); on one core it
     # held one of the two while the tokenizer and pretraining, which take both, waited (issue 18)
-    priority: 5  # right after pretraining (priority 10): the speech line's 24 trainings then fill the gaps of the
-    # language-model lines instead of running last (run colddef6: speech started at 13 min, two cores half idle before)
     resources:
         mem_mb=2000,
         runtime=60,
