@@ -114,7 +114,7 @@ case "$cmd" in
     # module to whichever is free (tests/conftest.py, pytest_collection_modifyitems).
     workers="${COMPBENCH_TEST_WORKERS:-$(n=$(nproc); echo $((n < 4 ? n : 4)))}"
     if [ "$workers" -gt 1 ]; then
-      exec python -m pytest -n "$workers" --dist loadgroup "$@"
+      exec python -m pytest -n "$workers" --dist loadgroup --no-loadscope-reorder "$@"
     fi
     exec python -m pytest "$@"
     ;;
