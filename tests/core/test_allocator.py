@@ -4,6 +4,7 @@ the memory back where a measurement needs a clean baseline."""
 
 import json
 import os
+import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,11 @@ import pytest
 from compbench import allocator
 
 PKG = str(Path(allocator.__file__).resolve().parents[1])
-LINUX = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc tunables and /proc are Linux's")
+_LIBC = platform.libc_ver()
+LINUX = pytest.mark.skipif(
+    not sys.platform.startswith("linux") or _LIBC[0] != "glibc" or tuple(int(x) for x in _LIBC[1].split(".")[:2]) < (2, 26),
+    reason=f"needs Linux with glibc >= 2.26 (GLIBC_TUNABLES, /proc); this is {sys.platform} with {_LIBC}",
+)
 
 # A training step's pattern through the C allocator itself, as torch's CPU allocator calls it
 # (posix_memalign, 64-byte alignment): a large activation and its product, both freed.
