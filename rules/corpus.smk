@@ -40,7 +40,6 @@ rule tokenizer:
     resources:
         mem_mb=4000,
         runtime=10,
-    priority: 10  # the chain to the tiny model, which most jobs need: first whenever ready (issue 18; the speech
-    # line could otherwise take both cores while pretraining waits, +6 min cold in run colddef3)
+    priority: 10  # as rule corpus
     script:
         "../workflow/scripts/tokenizer.py"

@@ -29,8 +29,7 @@ rule pretrain_tiny:
         mem_mb=res("mem_mb"),
         runtime=res("runtime"),
         gpu=res("gpu"),
-    priority: 10  # the chain to the tiny model, which most jobs need: first whenever ready (issue 18; the speech
-    # line could otherwise take both cores while pretraining waits, +6 min cold in run colddef3)
+    priority: 10  # as rule corpus (rules/corpus.smk): the chain to the tiny model goes first
     script:
         "../workflow/scripts/pretrain.py"
 

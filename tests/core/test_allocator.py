@@ -3,7 +3,6 @@
 the memory back where a measurement needs a clean baseline."""
 
 import json
-import os
 import platform
 import subprocess
 import sys
@@ -62,9 +61,7 @@ print(json.dumps({"growth_mb": memory.peak_rss_mb() - rss0}))
 
 
 def run(code: str, mode: str) -> dict:
-    env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
-    env.update(COMPBENCH_MALLOC=mode, PYTHONPATH=PKG)
-    allocator.job_environment(env)
+    env = {**allocator.environment(mode), "PYTHONPATH": PKG}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import statistics
 import subprocess
@@ -68,7 +67,7 @@ def child(workload: str, threads: int, steps: int, config_path: str) -> dict:
             with torch.no_grad():
                 model(batch, labels=batch)
 
-    times, usage = [], []
+    times = []
     for i in range(steps + 2):
         batch = torch.randint(0, cfg.vocab_size, (batch_size, tm["seq_len"]), generator=gen)
         if i == 2:
@@ -89,12 +88,9 @@ def child(workload: str, threads: int, steps: int, config_path: str) -> dict:
 def run(mode: str, workload: str, threads: int, steps: int, config: str) -> dict:
     from compbench import allocator
 
-    env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
-    env["COMPBENCH_MALLOC"] = mode
-    allocator.job_environment(env)
     out = subprocess.run(
         [sys.executable, __file__, "--child", workload, "--threads", str(threads), "--steps", str(steps), "--config", config],
-        env=env, capture_output=True, text=True, check=True,
+        env=allocator.environment(mode), capture_output=True, text=True, check=True,
     )  # fmt: skip
     return json.loads(out.stdout.strip().splitlines()[-1])
 

@@ -15,8 +15,8 @@ What it costs: a process keeps the memory it once used until it exits, and fragm
 raises its peak: +4–15 % peak RSS in the benchmark, +12–18 % for a perplexity job of the
 default (41 variants of the tiny model: 61 s instead of 75–78 s). It is for jobs, which are
 short-lived and repeat one pattern; it is not for a long-lived process that runs many unrelated
-workloads: the test suite's workers, given it, ran 1.4× slower (424 s instead of 310 s for the
-test command, heap fragmentation slowing malloc itself), so the tests' own processes keep
+workloads: the test suite's workers, given it, ran slower (the test command 424 s instead of
+~310 s in one run; tests inside the workers up to 7× slower, heap fragmentation slowing malloc), so the tests' own processes keep
 glibc's defaults and only the workflow's jobs get it.
 :func:`release` hands the free memory back where a measurement needs a clean baseline
 (``compbench.memtrain.memory.reset_peak_rss``).
@@ -45,6 +45,16 @@ def job_environment(environ=None) -> str | None:
         return None
     env["GLIBC_TUNABLES"] = ":".join(filter(None, [current, *TUNABLES]))
     return env["GLIBC_TUNABLES"]
+
+
+def environment(mode: str, base=None) -> dict:
+    """A copy of ``base`` (default ``os.environ``) for a process started with ``mode``'s malloc
+    ("tuned" or "system") whatever ``GLIBC_TUNABLES`` ``base`` had: for measuring one against
+    the other (workflow/benchmarks/allocator.py, tests/core/test_allocator.py)."""
+    env = {k: v for k, v in (os.environ if base is None else base).items() if k != "GLIBC_TUNABLES"}
+    env["COMPBENCH_MALLOC"] = mode
+    job_environment(env)
+    return env
 
 
 def release() -> bool:

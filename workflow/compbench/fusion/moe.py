@@ -311,12 +311,12 @@ def sweep(model, taus: list[dict], router: Router, tasks: list[TaskData], cfg: d
     taus = [{n: v.to(device) for n, v in t.items()} for t in taus]
     mlps = mlp_modules(model)
     bs = cfg["eval_batch_size"]
-    todo = []  # (method, setting, coef, state, key): models with one key have the same weights
-    for r in preference_sweep(cfg["n_preferences"]):
+    todo = []  # (method, setting, coef, make the weights, key): models with one key have the same weights
+    for i, r in enumerate(preference_sweep(cfg["n_preferences"])):
         with torch.no_grad():
             coef = router(torch.tensor(r, dtype=torch.float32, device=device))
         state = merged_state(base, taus, mlps, coef, cfg["other_lambda"])
-        todo.append(("moe_fusion", json.dumps([round(x, 4) for x in r]), coef.tolist(), state, None))
+        todo.append(("moe_fusion", json.dumps([round(x, 4) for x in r]), coef.tolist(), lambda state=state: state, ("moe", i)))
 
     def arithmetic(method, setting, lam):  # θ_0 + Σ_t λ_t τ_t, made when evaluated; its λ is its key
         lam = list(lam)
@@ -335,14 +335,10 @@ def sweep(model, taus: list[dict], router: Router, tasks: list[TaskData], cfg: d
     # arithmetic grid too (ta_grid has 0 and 1): same λ, same weights, evaluated once
     done = {}
     rows = []
-    for method, setting, coef, state, key in tqdm(todo, desc="evaluate", mininterval=5):
-        if key is None or key not in done:
-            results = _eval_state(model, state() if callable(state) else state, tasks, bs)
-            if key is not None:
-                done[key] = results
-        else:
-            results = done[key]
-        for d, res in zip(tasks, results):
+    for method, setting, coef, make, key in tqdm(todo, desc="evaluate", mininterval=5):
+        if key not in done:
+            done[key] = _eval_state(model, make(), tasks, bs)
+        for d, res in zip(tasks, done[key]):
             res = dict(res)
             ok = stats.bits(res.pop("correct").numpy())
             for metric, value in res.items():
