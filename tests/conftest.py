@@ -24,6 +24,19 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 
+# Torch threads of a test's own process: the cores shared among pytest-xdist's workers (workflow/run.sh test
+# runs one per core), 1 each on a 2-core machine. torch's default is every core in every worker; its OpenMP
+# threads then spin-wait for cores the other worker (and the smoke run's jobs) hold: measured 2026-12-06 on the
+# 2-core AMD EPYC, test_gqa_every_method beside two busy processes took 135 s wall / 127 s CPU with 2 threads,
+# 68 s / 31 s with 1. Tests that want a count of their own (speech's thread-invariance test) set it themselves.
+THREADS = max(1, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+
+
+def pytest_configure(config):
+    import torch
+
+    torch.set_num_threads(THREADS)
+
 
 # ---------------------------------------------------------------- tiny models
 def make_tiny_llama(
@@ -161,14 +174,14 @@ def _unit(item) -> str:
     return "smoke" if "smoke" in item.fixturenames else item.nodeid.split("@", 1)[0].split("::", 1)[0]
 
 
-SLOW_MODULES = [  # longest first (seconds of test time on the 2-core AMD EPYC, 2026-12-05)
-    "tests/core/test_gqa_every_method.py",  # 43-64
-    "tests/compose/test_compose_reference.py",  # 39-47
-    "tests/workflow/test_workflow.py",  # 32-37
-    "tests/workflow/test_warmstart.py",  # 30-33
-    "tests/core/test_device_consistency.py",  # 15-20
-    "tests/compose/test_compose_unlearn_quant.py",  # 17-20
-    "tests/workflow/test_faults.py",  # 14-18
+SLOW_MODULES = [  # longest first (seconds of test time on the 2-core AMD EPYC, 2026-12-06, 1 torch thread a worker)
+    "tests/workflow/test_workflow.py",  # 38.5 (without its smoke tests)
+    "tests/workflow/test_warmstart.py",  # 29.7
+    "tests/core/test_gqa_every_method.py",  # 22.4
+    "tests/workflow/test_faults.py",  # 15.6
+    "tests/workflow/test_bad_config.py",  # 14.4
+    "tests/workflow/test_reliability.py",  # 13.4
+    "tests/core/test_verdicts.py",  # 10.8
 ]
 
 

@@ -34,8 +34,6 @@ from compose.compose_world import world_setup  # noqa: F401  (the compose tests'
 from conftest import make_tiny_llama
 from fake_accelerator import ACC, DeviceMismatch, FakeAccelerator, on_acc, on_cpu, where
 
-torch.set_num_threads(2)
-
 
 def llama(**kw):
     return make_tiny_llama(**{"vocab": 64, "hidden": 16, "inter": 32, "layers": 2, "heads": 2, "positions": 32, **kw})

@@ -47,7 +47,6 @@ def _finite_logits(model, x):
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory):
-    torch.set_num_threads(2)
     d = tmp_path_factory.mktemp("gqa") / "base"
     model = gqa()
     assert model.model.layers[0].self_attn.k_proj.weight.shape == (32, 64) and _tied(model)

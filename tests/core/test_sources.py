@@ -115,7 +115,6 @@ IDS = torch.tensor([[95, 0, 40, 72, 7, 3, 88, 14, 60, 21, 0, 33]])
 
 @pytest.mark.parametrize("qtype", ["F32", "Q8_0"])
 def test_gguf_source_reproduces_the_written_models_logits(tmp_path, qtype):
-    torch.set_num_threads(2)
     ref = make_gqa_llama(seed=0)
     assert ref.model.layers[0].self_attn.k_proj.weight.shape == (32, 64)  # GQA: k/v narrower than q
     gguf_path = tmp_path / "gqa.gguf"

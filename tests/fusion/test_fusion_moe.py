@@ -14,8 +14,6 @@ from compbench.fusion import pareto, summary
 from compbench.fusion import tasks as text_tasks
 from conftest import make_tiny_llama
 
-torch.set_num_threads(1)
-
 
 def test_hypervolume_of_hand_made_front():
     front = [(3, 1), (2, 2), (1, 3)]

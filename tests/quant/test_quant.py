@@ -18,8 +18,6 @@ from compbench.quant.methods import QUANTISERS, quantise_model
 from compbench.quant.registry import Quantised
 from conftest import make_tiny_llama
 
-torch.set_num_threads(2)
-
 
 def _ids(n=8, length=16, seed=0):
     return torch.randint(0, 64, (n, length), generator=torch.Generator().manual_seed(seed))

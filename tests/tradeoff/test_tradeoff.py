@@ -17,8 +17,6 @@ from compbench.quant.methods import quantise_model
 from compbench.tradeoff import grid, pareto, plane, storage
 from conftest import ROOT, make_tiny_llama
 
-torch.set_num_threads(2)
-
 
 # ---------------------------------------------------------------- the Pareto front
 def brute_force(x, y):

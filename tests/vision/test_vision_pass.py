@@ -15,8 +15,6 @@ from compbench.vision import images, summary
 from compbench.vision import pass_sparsity as PS
 from compbench.vision import pipeline as pass_pipeline
 
-torch.set_num_threads(1)
-
 
 def _randomise_bn(model, seed=0):
     g = torch.Generator().manual_seed(seed)
