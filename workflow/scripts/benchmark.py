@@ -10,8 +10,12 @@ seconds and peak memory, from the `benchmark:` files of the run; and
 workflow/benchmarks/jobs.csv: the same per job (e.g. lm-eval time per variant).
 ``--stages-of DIR`` writes both from a finished run in DIR.
 
-The cold main job runs in a fresh temporary directory (nothing cached but the
-corpus wheel download), exactly as `workflow/run.sh main` would.
+Both times are of the README's own commands, in this interpreter's environment
+(``COMPBENCH_SKIP_SETUP=1``, ``COMPBENCH_VENV`` = this venv): the cold main job is
+``workflow/run.sh main`` in a fresh copy of the sources (``compbench.ops.copy_sources``;
+nothing cached), the test command ``workflow/run.sh test -q`` in this checkout. (Until
+2026-12-06 they were ``snakemake`` without the workflow profile and a one-process
+``pytest -q``: not what a user runs.)
 """
 
 import argparse
@@ -40,8 +44,10 @@ def machine() -> dict:
 
 
 def timed(cmd, cwd) -> float:
+    """Wall seconds of ``cmd`` run through ``workflow/run.sh`` in this venv, as it is."""
+    env = {**os.environ, "COMPBENCH_SKIP_SETUP": "1", "COMPBENCH_VENV": sys.prefix}
     t0 = time.perf_counter()
-    subprocess.run(cmd, cwd=cwd, check=True)
+    subprocess.run(cmd, cwd=cwd, check=True, env=env)
     return time.perf_counter() - t0
 
 
@@ -138,17 +144,19 @@ def main():
         print(t.to_string(index=False))
         return
     rows = []
-    snake = str(Path(sys.executable).with_name("snakemake"))
     if not args.skip_main:
         if args.workdir and Path(args.workdir).exists():
             sys.exit(f"--workdir {args.workdir} exists; a cold run needs a new directory")
         keep = Path(args.workdir) if args.workdir else None
         with tempfile.TemporaryDirectory(prefix="compbench-bench-") if keep is None else _kept(keep) as wd:
+            from compbench.ops import copy_sources
+
+            copy_sources(ROOT, wd)
             m = machine()
-            cmd = [snake, "--snakefile", str(ROOT / "Snakefile"), "-d", wd, "--cores", str(os.cpu_count())]
+            cmd = ["bash", str(Path(wd) / "workflow" / "run.sh"), "main"]
             if args.configfile:
                 cmd += ["--configfile", str(Path(args.configfile).resolve())]
-            wall = timed(cmd, ROOT)
+            wall = timed(cmd, wd)
             rows.append({**m, "measure": "cold main job", "value": wall, "unit": "s"})
             curve = pd.read_csv(Path(wd) / "results/pretrain/tiny/curve.csv")
             rows.append(
@@ -171,7 +179,7 @@ def main():
             write_run_tables(Path(wd) / "results/benchmarks", Path(args.out).parent, m["date"], m["load_1min_before"])
     if not args.skip_tests:
         m = machine()
-        rows.append({**m, "measure": "test command", "value": timed([sys.executable, "-m", "pytest", "-q"], ROOT), "unit": "s"})
+        rows.append({**m, "measure": "test command", "value": timed(["bash", str(ROOT / "workflow" / "run.sh"), "test", "-q"], ROOT), "unit": "s"})
     df = pd.DataFrame(rows)
     out = Path(args.out)
     if out.exists():
