@@ -14,10 +14,10 @@ mapped and reused. Measured on the idle 2-core AMD EPYC
 What it costs: a process keeps the memory it once used until it exits, and fragmentation
 raises its peak: +4–15 % peak RSS in the benchmark, +12–18 % for a perplexity job of the
 default (41 variants of the tiny model: 61 s instead of 75–78 s). It is for jobs, which are
-short-lived and repeat one pattern; it is not for a long-lived process that runs many unrelated
-workloads: the test suite's workers, given it, ran slower (the test command 424 s instead of
-~310 s in one run; tests inside the workers up to 7× slower, heap fragmentation slowing malloc), so the tests' own processes keep
-glibc's defaults and only the workflow's jobs get it.
+short-lived and repeat one pattern. The test suite's long-lived workers keep glibc's defaults:
+given it they once ran slower (424 s instead of ~310 s, one run, while each worker also ran torch
+on every core; docs/operations.md#allocator), and with one torch thread a worker the difference is
+within noise (233 s vs 236–250 s, 2026-12-06), so there is nothing to gain there.
 :func:`release` hands the free memory back where a measurement needs a clean baseline
 (``compbench.memtrain.memory.reset_peak_rss``).
 
