@@ -93,6 +93,29 @@ def test_batched_eigenvalues_match_one_by_one():
         torch.testing.assert_close(lam, spectra.eigenvalues(w))
 
 
+def test_cpu_eigenvalues_are_the_same_bits_for_any_thread_count():
+    """On the CPU every matrix is one single-threaded SVD in a pool of torch's threads
+    (esd.batched_eigenvalues): the spectra a job writes do not depend on its thread count.
+    (One multi-threaded LAPACK call gives other low bits than a single-threaded one.) A wide
+    matrix, computed through its transpose, has the eigenvalues of the transpose."""
+    g = torch.Generator().manual_seed(3)
+    ws = [torch.randn(*s, generator=g) for s in [(300, 120), (120, 300), (160, 160), (300, 120), (64, 250)]]
+    before = torch.get_num_threads()
+    try:
+        got = {}
+        for n in (1, 2, 3):
+            torch.set_num_threads(n)
+            got[n] = spectra.batched_eigenvalues(ws, "cpu")
+            assert torch.get_num_threads() == n  # the pool's threads set their own count, not the caller's
+    finally:
+        torch.set_num_threads(before)
+    for n in (2, 3):
+        assert all(torch.equal(a, b) for a, b in zip(got[1], got[n])), n
+    torch.testing.assert_close(spectra.eigenvalues(ws[1]), spectra.eigenvalues(ws[1].T.contiguous()), rtol=0, atol=0)
+    ref = torch.linalg.eigvalsh(ws[1].double() @ ws[1].double().T)
+    torch.testing.assert_close(got[1][1].double(), ref, rtol=1e-5, atol=1e-4)
+
+
 def heavy_tailed_matrices(seed=0):
     g = torch.Generator().manual_seed(seed)
     shapes = [(64, 96), (128, 128), (200, 80), (256, 160), (50, 50), (300, 40)]

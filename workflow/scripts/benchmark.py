@@ -179,7 +179,9 @@ def main():
             write_run_tables(Path(wd) / "results/benchmarks", Path(args.out).parent, m["date"], m["load_1min_before"])
     if not args.skip_tests:
         m = machine()
-        rows.append({**m, "measure": "test command", "value": timed(["bash", str(ROOT / "workflow" / "run.sh"), "test", "-q"], ROOT), "unit": "s"})
+        rows.append(
+            {**m, "measure": "test command", "value": timed(["bash", str(ROOT / "workflow" / "run.sh"), "test", "-q"], ROOT), "unit": "s"}
+        )
     df = pd.DataFrame(rows)
     out = Path(args.out)
     if out.exists():
