@@ -3,6 +3,7 @@ research line, no import cycles, torch-free grids, method names from one source,
 code inputs derived from the import graph, one target rule per line."""
 
 import importlib
+import json
 import re
 import shutil
 import subprocess
@@ -41,6 +42,61 @@ def test_the_cycle_detector_finds_a_cycle(monkeypatch):
     g["compbench.registry"] = g["compbench.registry"] | {"compbench.variants"}  # variants imports registry
     monkeypatch.setattr(deps, "graph", lambda: g)
     assert any({"compbench.registry", "compbench.variants"} <= set(c) for c in deps.cycles())  # one strongly connected component
+
+
+def _graph_uncached():
+    """The import graph parsed from every module's source, no cache involved."""
+    out = {}
+    for name, path in deps.modules().items():
+        d = deps.imports_of_source(path.read_text(), name, path.name == "__init__.py")
+        d.discard(name)
+        out[name] = frozenset(d)
+    return out
+
+
+def test_the_import_graph_cache_gives_the_parsed_graph_and_misses_an_edited_module(tmp_path, monkeypatch):
+    """compbench.deps keeps each module's imported names keyed by its bytes: a second parse reads
+    them back (the parser is not called) and equals the parse of the sources; an edited module is
+    parsed again; a malformed cache is ignored and rewritten; an unwritable one is only not kept."""
+    cache = tmp_path / ".snakemake" / "compbench-imports.json"
+    monkeypatch.setattr(deps, "CACHE", cache)
+    want = _graph_uncached()
+    deps.graph.cache_clear()
+    try:
+        assert deps.graph() == want and cache.exists()
+        deps.graph.cache_clear()
+        parse = deps.imported_names
+        monkeypatch.setattr(deps, "imported_names", lambda *a: pytest.fail(f"parsed although cached: {a[1:]}"))
+        assert deps.graph() == want
+
+        # a package of two modules: an edit of one is parsed again, the other read back
+        pkg = tmp_path / "compbench"
+        pkg.mkdir()
+        (pkg / "__init__.py").write_text("")
+        (pkg / "a.py").write_text("from compbench import b\n")
+        (pkg / "b.py").write_text("import os\n")
+        files = {"compbench": pkg / "__init__.py", "compbench.a": pkg / "a.py", "compbench.b": pkg / "b.py"}
+        monkeypatch.setattr(deps, "modules", lambda: files)
+        monkeypatch.setattr(deps, "imported_names", parse)
+        deps.graph.cache_clear()
+        assert deps.graph()["compbench.a"] == {"compbench", "compbench.b"}
+        parsed = []
+        monkeypatch.setattr(deps, "imported_names", lambda source, *a: parsed.append(a[0]) or parse(source, *a))
+        (pkg / "a.py").write_text("import json\n")
+        deps.graph.cache_clear()
+        assert deps.graph()["compbench.a"] == set() and parsed == ["compbench.a"]
+        assert len(json.loads(cache.read_text())) == 3  # only this parse's entries are kept
+
+        for bad in ("{not json", '{"k": [1]}', "[]"):
+            cache.write_text(bad)
+            deps.graph.cache_clear()
+            assert deps.graph()["compbench.a"] == set() and len(json.loads(cache.read_text())) == 3, bad
+        monkeypatch.setattr(deps, "CACHE", tmp_path / "file" / "x.json")
+        (tmp_path / "file").write_text("a file where the cache's folder would be")
+        deps.graph.cache_clear()
+        assert deps.graph()["compbench.a"] == set()
+    finally:
+        deps.graph.cache_clear()
 
 
 def test_grids_checks_claims_and_the_line_registry_import_without_torch():
