@@ -100,9 +100,14 @@ def batched_eigenvalues(weights: list[torch.Tensor], device: torch.device | str,
             return [one(w) for w in weights]
         from concurrent.futures import ThreadPoolExecutor
 
-        # torch's intra-op thread count is per thread: each pool thread is set to one
-        with ThreadPoolExecutor(threads, initializer=torch.set_num_threads, initargs=(1,)) as pool:
-            return list(pool.map(one, weights))
+        # with OpenMP (torch's x86 and CUDA builds) the intra-op thread count is per thread: each pool
+        # thread is set to one; a build whose count is global gets the caller's count back afterwards
+        try:
+            with ThreadPoolExecutor(threads, initializer=torch.set_num_threads, initargs=(1,)) as pool:
+                return list(pool.map(one, weights))
+        finally:
+            if torch.get_num_threads() != threads:
+                torch.set_num_threads(threads)
     out: list[torch.Tensor | None] = [None] * len(weights)
     by_shape: dict[tuple, list[int]] = {}
     for i, w in enumerate(weights):
