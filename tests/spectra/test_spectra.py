@@ -116,6 +116,43 @@ def test_cpu_eigenvalues_are_the_same_bits_for_any_thread_count():
     torch.testing.assert_close(got[1][1].double(), ref, rtol=1e-5, atol=1e-4)
 
 
+def test_cpu_eigenvalues_run_no_more_at_once_than_max_elems_allows(monkeypatch):
+    """Several SVDs run at once on the CPU (one per thread), but never more than ``max_elems``
+    weight elements' worth of the largest matrix: a big model's matrices on many cores would
+    otherwise all be in memory at once. Each result is still the matrix's own eigenvalues."""
+    import threading
+    import time
+
+    real, lock, running, peak = spectra.eigenvalues, threading.Lock(), [0], [0]
+
+    def tracked(w):
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        time.sleep(0.05)
+        try:
+            return real(w)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    monkeypatch.setattr(spectra, "eigenvalues", tracked)
+    g = torch.Generator().manual_seed(4)
+    ws = [torch.randn(40, 50, generator=g) for _ in range(8)]  # 2,000 elements each
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(4)
+        for max_elems, most in ((10**6, 4), (4_000, 2), (3_999, 1)):
+            peak[0] = 0
+            got = spectra.batched_eigenvalues(ws, "cpu", max_elems=max_elems)
+            assert 1 <= peak[0] <= most and (peak[0] > 1) == (most > 1), (max_elems, peak[0])
+            for w, lam in zip(ws, got):
+                torch.testing.assert_close(lam, real(w))
+            assert torch.get_num_threads() == 4
+    finally:
+        torch.set_num_threads(before)
+
+
 def heavy_tailed_matrices(seed=0):
     g = torch.Generator().manual_seed(seed)
     shapes = [(64, 96), (128, 128), (200, 80), (256, 160), (50, 50), (300, 40)]

@@ -82,28 +82,33 @@ def eigenvalues(weight: torch.Tensor) -> torch.Tensor:
 def batched_eigenvalues(weights: list[torch.Tensor], device: torch.device | str, max_elems: int = 1 << 27) -> list[torch.Tensor]:
     """Eigenvalues of many matrices, in input order, on the CPU.
 
-    On the CPU each matrix is one single-threaded LAPACK call, spread over a pool of
-    ``torch.get_num_threads()`` threads: one SVD of a small matrix uses several cores
-    poorly (matrices of SmolLM2's 210 shapes: 6.6 s one at a time on one thread, 4.9 s on
-    two, 3.5 s as two one-thread calls at a time; with the wide ones transposed, :func:`analyse`
-    of the whole model 7.8 s -> 4.1 s; 2-core AMD EPYC, 2026-12-06), and the eigenvalues are
-    then the same bits whatever the thread count. On an accelerator, matrices of one shape
-    go through ``svdvals`` as one batch (chunks of at most ``max_elems`` weight elements)."""
+    On the CPU each matrix is one LAPACK call, several at a time: one SVD of a small matrix
+    uses several cores poorly (matrices of SmolLM2's 210 shapes: 6.6 s one at a time on one
+    thread, 4.9 s on two, 3.5 s as two one-thread calls at a time; with the wide ones
+    transposed, :func:`analyse` of the whole model 7.8 s -> 4.1 s; 2-core AMD EPYC,
+    2026-12-06). ``torch.get_num_threads()`` calls run at once, one thread each, as long as
+    that many of the largest matrix stay within ``max_elems`` weight elements (memory: a 7B
+    model's 4096 x 11008 matrices on 32 cores would otherwise hold 32 copies and their LAPACK
+    workspaces); else fewer calls with the threads shared among them. With one thread a call,
+    the eigenvalues are the same bits whatever the thread count. On an accelerator, matrices
+    of one shape go through ``svdvals`` as one batch (chunks of at most ``max_elems`` elements)."""
     device = torch.device(device)
     if device.type == "cpu":
         threads = torch.get_num_threads()
+        largest = max((w.numel() for w in weights), default=1)
+        calls = max(1, min(threads, max_elems // max(1, largest)))
 
         def one(w: torch.Tensor) -> torch.Tensor:
             return eigenvalues(w.detach().to("cpu"))
 
-        if threads == 1:
+        if calls == 1:
             return [one(w) for w in weights]
         from concurrent.futures import ThreadPoolExecutor
 
         # with OpenMP (torch's x86 and CUDA builds) the intra-op thread count is per thread: each pool
-        # thread is set to one; a build whose count is global gets the caller's count back afterwards
+        # thread sets its own; a build whose count is global gets the caller's count back afterwards
         try:
-            with ThreadPoolExecutor(threads, initializer=torch.set_num_threads, initargs=(1,)) as pool:
+            with ThreadPoolExecutor(calls, initializer=torch.set_num_threads, initargs=(threads // calls,)) as pool:
                 return list(pool.map(one, weights))
         finally:
             if torch.get_num_threads() != threads:
