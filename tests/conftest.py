@@ -33,6 +33,8 @@ THREADS = max(1, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKE
 
 
 def pytest_configure(config):
+    if getattr(config.option, "numprocesses", None) and "PYTEST_XDIST_WORKER" not in os.environ:
+        return  # xdist's controller runs no test: it need not import torch (~1 s before the workers start)
     import torch
 
     torch.set_num_threads(THREADS)

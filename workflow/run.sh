@@ -53,7 +53,8 @@ export PATH="$venv/bin:$PATH"
 export PYTHONPATH="$root/workflow${PYTHONPATH:+:$PYTHONPATH}"
 # Byte-compile the package (0.2 s; 0.05 s when nothing changed). Where PYTHONDONTWRITEBYTECODE is set, as in some
 # containers, Python never writes .pyc files, and every job and test process compiled the modules it imports again:
-# the test command in a clean clone took 284 s without this and 244 s with it (2-core AMD EPYC, 2026-12-06).
+# the test command in clean clones took 250 and 284 s without this, 221 and 223 s with it (2-core AMD EPYC, 2026-12-06;
+# runs vary by ~10 %, docs/operations.md#tests).
 python -m compileall -q workflow >/dev/null 2>&1 || true
 cmd="${1:-main}"
 [ $# -gt 0 ] && shift
